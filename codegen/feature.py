@@ -1,0 +1,145 @@
+"""Apply the feature to a base tree's text: the file contents after each
+patch of the series.  Templates give the inserted text; this module only
+finds where it goes in the tree at hand (layout and kernel APIs differ
+between 6.1 and later trees)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from kmod_dups.codegen import basetree
+from kmod_dups.codegen.basetree import BaseTree
+from kmod_dups.codegen.render import check_variant, render, render_dups_c
+from kmod_dups.errors import UserError
+
+
+@dataclass
+class Patch:
+    """One logical change: its subject, commit message and new file texts."""
+
+    slug: str
+    subject: str
+    message: str
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def _replace_once(text: str, old: str, new: str, where: str, what: str) -> str:
+    count = text.count(old)
+    if count != 1:
+        raise UserError(f"{where}: cannot find {what} (found {count} matches); this tree's "
+                        f"{where} differs from the kernels the generator knows (6.1 and later)")
+    return text.replace(old, new)
+
+
+def module_kconfig(tree: BaseTree) -> str:
+    """kernel/module/Kconfig with the two options in the MODULE_DEBUG menu,
+    creating the menu (at the top of the MODULES menu) where the tree has none."""
+    text = tree.read(basetree.MODULE_KCONFIG)
+    options = render("Kconfig.dups.j2")
+    if tree.has_module_debug_menu:
+        return _replace_once(text, "endif # MODULE_DEBUG\n", f"{options}\nendif # MODULE_DEBUG\n",
+                             basetree.MODULE_KCONFIG, "the end of the MODULE_DEBUG menu")
+    menu = render("Kconfig.menu.j2", options=options)
+    return _replace_once(text, "if MODULES\n\n", f"if MODULES\n\n{menu}\n",
+                         basetree.MODULE_KCONFIG, "'if MODULES'")
+
+
+def module_makefile(tree: BaseTree) -> str:
+    text = tree.read(basetree.MODULE_MAKEFILE)
+    return text.rstrip("\n") + "\n" + render("Makefile.dups.j2")
+
+
+def internal_h(tree: BaseTree) -> str:
+    text = tree.read(basetree.INTERNAL_H)
+    return text.rstrip("\n") + "\n" + render("internal.h.dups.j2")
+
+
+def kmod_c(tree: BaseTree, variant: str) -> str:
+    """kmod.c with __request_module() asking for duplicates first and
+    call_modprobe() announcing its result on every path."""
+    where = tree.kmod_c
+    text = tree.read(where)
+
+    def sub(old: str, new: str, what: str) -> None:
+        nonlocal text
+        text = _replace_once(text, old, new, where, what)
+
+    sub("#include <trace/events/module.h>\n",
+        f"#include <trace/events/module.h>\n\n#include {tree.internal_h_include}\n",
+        "the include of trace/events/module.h")
+
+    # call_modprobe(): the kstrdup()ed copy belongs to the usermode helper
+    # and is freed with argv once modprobe has been exec'ed (UMH_WAIT_EXEC),
+    # so the result is announced under the caller's name, not the copy's.
+    sub("\tstruct subprocess_info *info;\n", "\tstruct subprocess_info *info;\n\tchar *modprobe_arg;\n\tint ret;\n",
+        "call_modprobe()'s locals")
+    sub("\tmodule_name = kstrdup(module_name, GFP_KERNEL);\n\tif (!module_name)\n",
+        "\tmodprobe_arg = kstrdup(module_name, GFP_KERNEL);\n\tif (!modprobe_arg)\n",
+        "the kstrdup() of the module name")
+    sub("\targv[3] = module_name;", "\targv[3] = modprobe_arg;", "argv[3]")
+    sub("\treturn call_usermodehelper_exec(info, wait | UMH_KILLABLE);\n",
+        "\tret = call_usermodehelper_exec(info, wait | UMH_KILLABLE);\n"
+        "\tkmod_dup_request_announce(module_name, ret);\n\treturn ret;\n",
+        "call_usermodehelper_exec() in call_modprobe()")
+    sub("free_module_name:\n\tkfree(module_name);\n", "free_module_name:\n\tkfree(modprobe_arg);\n",
+        "call_modprobe()'s free_module_name label")
+    sub("out:\n\treturn -ENOMEM;\n}\n",
+        "out:\n\tkmod_dup_request_announce(module_name, -ENOMEM);\n\treturn -ENOMEM;\n}\n",
+        "call_modprobe()'s -ENOMEM exit")
+
+    sub("\tchar module_name[MODULE_NAME_LEN];\n\tint ret;\n",
+        "\tchar module_name[MODULE_NAME_LEN];\n\tint ret, dup_ret;\n", "__request_module()'s locals")
+    check = render("kmod.dups_check.c.j2", variant=variant)
+    trace = "\ttrace_module_request(module_name, wait, _RET_IP_);\n\n"
+    call = "\tret = call_modprobe(module_name, wait ? UMH_WAIT_PROC : UMH_WAIT_EXEC);\n\n"
+    if variant == "as-posted":
+        # As posted: the check sits after the concurrency limit, so a
+        # duplicate gives its modprobe slot back on the way out.
+        sub(trace + call, trace + check + "\n" + call + "out:\n", "the call_modprobe() in __request_module()")
+        return text
+
+    sub(trace, "", "the module_request tracepoint in __request_module()")
+    sub("\tret = security_kernel_module_request(module_name);\n\tif (ret)\n\t\treturn ret;\n\n",
+        "\tret = security_kernel_module_request(module_name);\n\tif (ret)\n\t\treturn ret;\n\n"
+        + check + "\n", "the security_kernel_module_request() check")
+    # The first request now owns its entry before it waits for a slot: the
+    # throttle's failure exits must announce, or duplicates wait forever.
+    announce = "kmod_dup_request_announce(module_name, {ret});\n"
+    if tree.throttle == "atomic":
+        sub("\t\t\treturn -ETIME;\n", "\t\t\t" + announce.format(ret="-ETIME") + "\t\t\treturn -ETIME;\n",
+            "the -ETIME exit of the concurrency limit")
+        sub("giving up\", module_name);\n\t\t\treturn ret;\n",
+            "giving up\", module_name);\n\t\t\t" + announce.format(ret="ret") + "\t\t\treturn ret;\n",
+            "the fatal-signal exit of the concurrency limit")
+    else:
+        match = re.search(r"\tret = down_timeout\(&kmod_concurrent_max,.*?\n(\t\treturn ret;\n)", text, re.S)
+        if not match:
+            raise UserError(f"{where}: cannot find the down_timeout() exit of the concurrency limit")
+        text = text[: match.start(1)] + "\t\t" + announce.format(ret="ret") + text[match.start(1):]
+    return text
+
+
+def patches(tree: BaseTree, variant: str) -> list[Patch]:
+    """The series' patches in order, each with the full text of the files
+    it changes (after the patches before it)."""
+    check_variant(variant)
+    context = dict(tree=tree, variant=variant)
+    core = Patch(
+        slug="dups",
+        subject="module: add debugging auto-load duplicate module support",
+        message=render("commit.dups.j2", **context),
+        files={
+            basetree.DUPS_C: render_dups_c(variant, tree.apis),
+            basetree.MODULE_KCONFIG: module_kconfig(tree),
+            basetree.MODULE_MAKEFILE: module_makefile(tree),
+            basetree.INTERNAL_H: internal_h(tree),
+        },
+    )
+    hooks = Patch(
+        slug="hooks",
+        subject="module: converge duplicate requests in request_module()",
+        message=render("commit.hooks.j2", **context),
+        files={tree.kmod_c: kmod_c(tree, variant)},
+    )
+    return [core, hooks]

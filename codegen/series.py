@@ -1,0 +1,204 @@
+"""Turn the feature's patches into a git format-patch series: a cover
+letter and one patch per logical change, for ``git am`` on the base tree.
+
+The commits are made in a throw-away repository that holds only the files
+the series touches (copied from the base tree), so a series for a 1 GB
+tree takes a second; the patches apply to the full tree all the same.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+from kmod_dups.codegen import basetree, checkpatch, feature
+from kmod_dups.codegen.render import DEFAULT_VARIANT, check_variant, render
+from kmod_dups.errors import UserError
+
+# Findings that stay, with the reason the cover letter gives for each.
+JUSTIFIED = {
+    "FILE_PATH_CHANGES": "kernel/module/dups.c is a new file; MAINTAINERS needs no update "
+    "since its MODULE SUPPORT entry covers F: kernel/module/",
+}
+AS_POSTED_WHY = "dups.c is reproduced exactly as it was posted to the list; the hardened variant fixes it"
+
+
+@dataclass(frozen=True)
+class Justified:
+    summary: str
+    why: str
+
+
+def identity(signoff: str | None) -> str:
+    """'Name <email>' for Signed-off-by and the patches' author."""
+    if signoff:
+        if "<" not in signoff or not signoff.rstrip().endswith(">"):
+            raise UserError(f"--signoff {signoff!r} is not of the form 'Name <email>'")
+        return signoff.strip()
+    fields = []
+    for key in ("user.name", "user.email"):
+        proc = subprocess.run(["git", "config", "--get", key], capture_output=True, text=True)
+        fields.append(proc.stdout.strip())
+    if not all(fields):
+        raise UserError("no identity for Signed-off-by: set git config --global user.name and "
+                        "user.email, or pass --signoff 'Name <email>'")
+    return f"{fields[0]} <{fields[1]}>"
+
+
+def check_output_dir(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a directory; choose another -o")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UserError(f"{out} exists and is not empty; pass --force to replace it")
+    parent = out.resolve().parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"cannot write {out}: {probe} is not a directory; choose another -o")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to {probe}; choose an -o in a writable place")
+
+
+def make_staging(out: Path) -> Path:
+    """A fresh folder beside ``out`` to write into before ``publish``."""
+    try:
+        out.resolve().parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.resolve().parent))
+    except OSError as err:
+        raise UserError(f"cannot write {out}: {err.strerror}; choose an -o in a writable place") from None
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Replace ``out`` by the finished ``staging`` folder in one rename, so a
+    failure never leaves a half-written output behind."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+        staging.rename(out)
+        shutil.rmtree(old)
+    else:
+        staging.rename(out)
+
+
+def _git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(["git", "-c", "core.autocrlf=false", "-c", "commit.gpgsign=false", *args],
+                          cwd=repo, capture_output=True, text=True, env=env)
+    if proc.returncode:
+        raise UserError(f"git {args[0]} failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+    return proc.stdout
+
+
+def _ident_env(who: str) -> dict[str, str]:
+    name, email = who.rsplit("<", 1)
+    name, email = name.strip(), email.rstrip(">").strip()
+    return dict(os.environ, GIT_AUTHOR_NAME=name, GIT_AUTHOR_EMAIL=email,
+                GIT_COMMITTER_NAME=name, GIT_COMMITTER_EMAIL=email)
+
+
+def reflow(message: str, width: int = 72) -> str:
+    """Wrap each paragraph of a commit message at ``width`` columns, keeping
+    "- " list items as hanging paragraphs, as kernel commit messages are."""
+    out = []
+    for paragraph in re.split(r"\n\s*\n", message.strip()):
+        items = re.split(r"\n(?=- )", paragraph)
+        wrapped = []
+        for item in items:
+            bullet = item.startswith("- ")
+            words = " ".join(item.split())
+            wrapped.append(textwrap.fill(words, width, subsequent_indent="  " if bullet else ""))
+        out.append("\n".join(wrapped))
+    return "\n\n".join(out)
+
+
+def _commit(repo: Path, who: str, subject: str, message: str) -> None:
+    env = _ident_env(who)
+    body = f"{subject}\n\n{reflow(message)}\n\nSigned-off-by: {who}\n"
+    _git(repo, "add", "-A", "--force")
+    proc = subprocess.run(["git", "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-F", "-"],
+                          cwd=repo, input=body, capture_output=True, text=True, env=env)
+    if proc.returncode:
+        raise UserError(f"git commit failed: {proc.stderr.strip()}")
+
+
+def describe(tree: basetree.BaseTree) -> str:
+    stamp = tree.path / ".git" / "kmod-dups-base"
+    if stamp.exists():
+        return f"Linux {tree.version}, Debian's {Path(stamp.read_text().strip()).name}"
+    return f"Linux {tree.version} ({tree.path})"
+
+
+def write_series(tree: Path, out: Path, variant: str = DEFAULT_VARIANT,
+                 signoff: str | None = None, force: bool = False,
+                 run_checkpatch: bool = True) -> list[Path]:
+    """Write the series for ``tree`` into ``out``; return the patch files
+    in order, cover letter first."""
+    check_variant(variant)
+    base = basetree.probe(Path(tree))
+    out = Path(out)
+    check_output_dir(out, force)
+    who = identity(signoff)
+    patches = feature.patches(base, variant)
+
+    staging = make_staging(out)
+    try:
+        with tempfile.TemporaryDirectory(prefix="kmod-dups-series-") as scratch:
+            repo = Path(scratch)
+            _git(repo, "init", "-q")
+            touched = sorted({path for patch in patches for path in patch.files})
+            for rel in touched:
+                if (base.path / rel).exists():
+                    (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(base.path / rel, repo / rel)
+            _commit(repo, who, "base", "The base tree's files that the series touches.")
+            for patch in patches:
+                for rel, text in patch.files.items():
+                    (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (repo / rel).write_text(text)
+                _commit(repo, who, patch.subject, patch.message)
+            _git(repo, "format-patch", "-q", "--cover-letter", "--no-signature", "-o", str(staging),
+                 "--subject-prefix=PATCH", "HEAD~%d" % len(patches), env=_ident_env(who))
+        files = sorted(staging.glob("*.patch"))
+        justified = _check(base, files[1:], variant) if run_checkpatch else []
+        _fill_cover(files[0], base, variant, justified)
+        publish(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return [out / f.name for f in files]
+
+
+def _check(base: basetree.BaseTree, files: list[Path], variant: str) -> list[Justified]:
+    justified: dict[str, Justified] = {}
+    unexplained = []
+    for patch in files:
+        for finding in checkpatch.run(base.path, patch):
+            key = f"{finding.level}:{finding.kind}"
+            if finding.kind in JUSTIFIED:
+                justified[key] = Justified(f"{finding.level} {finding.kind} ({finding.message})",
+                                           JUSTIFIED[finding.kind])
+            elif variant == "as-posted" and finding.file == basetree.DUPS_C:
+                why = justified.get(key)
+                summary = f"{finding.level} {finding.kind} in dups.c"
+                justified[key] = Justified(summary, AS_POSTED_WHY) if why is None else why
+            else:
+                unexplained.append(f"{patch.name}: {finding.level}:{finding.kind}: {finding.message}")
+    if unexplained:
+        raise UserError("checkpatch.pl --strict found what the series cannot justify: "
+                        + "; ".join(unexplained))
+    return list(justified.values())
+
+
+def _fill_cover(cover: Path, base: basetree.BaseTree, variant: str, justified: list[Justified]) -> None:
+    subject, _, blurb = render("cover.j2", tree=base, variant=variant, justified=justified,
+                               tree_description=describe(base)).partition("\n\n")
+    text = cover.read_text()
+    text = text.replace("*** SUBJECT HERE ***", subject.strip())
+    text = text.replace("*** BLURB HERE ***", reflow(blurb))
+    cover.write_text(text)

@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * kmod dups - the kernel module autoloader duplicate suppressor
+ *
+ * Copyright (C) 2023 Luis Chamberlain <mcgrof@kernel.org>
+ *
+ * Hardened variant: the logic of the version posted to the list, with
+ * its lifetime and ownership races fixed. Each fix is marked "Fix:" below.
+ */
+
+#define pr_fmt(fmt) "module: " fmt
+
+#include <linux/bug.h>
+#include <linux/completion.h>
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+
+#include "internal.h"
+
+#undef MODULE_PARAM_PREFIX
+#define MODULE_PARAM_PREFIX "module."
+static bool enable_dups_trace = IS_ENABLED(CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS_TRACE);
+module_param(enable_dups_trace, bool_enable_only, 0644);
+
+/*
+ * Protects dup_kmod_reqs and the list linkage of its entries. Every lookup,
+ * insertion and removal happens under this mutex, so the list needs no RCU.
+ *
+ * Fix: the posted version removed entries with list_del_rcu() followed by
+ * synchronize_rcu() while holding this mutex, stalling every module request
+ * in the system for a grace period on each removal although no reader ever
+ * walked the list outside the mutex.
+ */
+static DEFINE_MUTEX(kmod_dup_mutex);
+static LIST_HEAD(dup_kmod_reqs);
+
+/**
+ * struct kmod_dup_req - a request_module() in flight that others may wait on
+ * @list: entry in dup_kmod_reqs, only while the first request is running
+ * @kref: one reference for the list, one for each waiting duplicate
+ * @owner: the task that created the entry and runs modprobe for it
+ * @name: the requested module name
+ * @first_req_done: completed once @owner has announced its result
+ * @dup_ret: the first request's return value, valid after @first_req_done
+ */
+struct kmod_dup_req {
+	struct list_head list;
+	struct kref kref;
+	struct task_struct *owner;
+	char name[MODULE_NAME_LEN];
+	struct completion first_req_done;
+	int dup_ret;
+};
+
+static struct kmod_dup_req *kmod_dup_request_lookup(const char *module_name)
+{
+	struct kmod_dup_req *kmod_req;
+
+	lockdep_assert_held(&kmod_dup_mutex);
+
+	list_for_each_entry(kmod_req, &dup_kmod_reqs, list) {
+		if (!strcmp(kmod_req->name, module_name))
+			return kmod_req;
+	}
+
+	return NULL;
+}
+
+static void kmod_dup_request_release(struct kref *kref)
+{
+	kfree(container_of(kref, struct kmod_dup_req, kref));
+}
+
+static void kmod_dup_request_put(struct kmod_dup_req *kmod_req)
+{
+	kref_put(&kmod_req->kref, kmod_dup_request_release);
+}
+
+bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret)
+{
+	struct kmod_dup_req *kmod_req, *new_kmod_req;
+	int ret;
+
+	/*
+	 * Allocate before taking the mutex so that the allocation does not
+	 * serialize all module requests. On failure the request is simply
+	 * not tracked: it runs modprobe itself, which is always correct.
+	 */
+	new_kmod_req = kzalloc(sizeof(*new_kmod_req), GFP_KERNEL);
+	if (!new_kmod_req)
+		return false;
+
+	mutex_lock(&kmod_dup_mutex);
+
+	kmod_req = kmod_dup_request_lookup(module_name);
+	if (!kmod_req) {
+		/*
+		 * A first request_module_nowait() cannot be an anchor: its
+		 * caller does not wait for modprobe, so it has no result that
+		 * synchronous callers could share. It stays untracked and a
+		 * later request_module() for the same module runs modprobe.
+		 */
+		if (!wait) {
+			mutex_unlock(&kmod_dup_mutex);
+			kfree(new_kmod_req);
+			pr_debug("New request_module_nowait() for %s -- cannot track duplicates for this request\n",
+				 module_name);
+			return false;
+		}
+
+		strscpy(new_kmod_req->name, module_name, sizeof(new_kmod_req->name));
+		kref_init(&new_kmod_req->kref);
+		init_completion(&new_kmod_req->first_req_done);
+		/*
+		 * Fix: only the task that created the entry may announce the
+		 * result. In the posted version any request for the same name
+		 * could announce it, so a request_module_nowait() that started
+		 * before this entry existed completed the waiters early with
+		 * its own return value (that of exec, not of modprobe), and
+		 * could queue work on an entry whose delayed delete was about
+		 * to free it.
+		 */
+		new_kmod_req->owner = current;
+		list_add(&new_kmod_req->list, &dup_kmod_reqs);
+		mutex_unlock(&kmod_dup_mutex);
+		pr_debug("New request_module() for %s\n", module_name);
+		return false;
+	}
+
+	/*
+	 * Fix: hold a reference for as long as we look at the entry. The
+	 * posted version used it after dropping the mutex with no reference,
+	 * so the delayed delete could free it under a waiter that had not yet
+	 * been scheduled to read its result.
+	 */
+	if (wait)
+		kref_get(&kmod_req->kref);
+	mutex_unlock(&kmod_dup_mutex);
+
+	/* We are dealing with a duplicate request now */
+	kfree(new_kmod_req);
+
+	/*
+	 * To fix these try to use try_then_request_module() instead as that
+	 * will check if the component you are looking for is present or not.
+	 * You could also just queue a single request to load the module once,
+	 * instead of having each and everything you need try to request for
+	 * the module.
+	 *
+	 * Duplicate request_module() calls can cause quite a bit of wasted
+	 * vmalloc() space when racing with userspace.
+	 */
+	if (enable_dups_trace)
+		WARN(1, "module-autoload: duplicate request for module %s\n", module_name);
+	else
+		pr_warn("module-autoload: duplicate request for module %s\n", module_name);
+
+	/*
+	 * A duplicate request_module_nowait() does not care for the result,
+	 * and a request for the same module is already on its way.
+	 */
+	if (!wait) {
+		*dup_ret = 0;
+		return true;
+	}
+
+	/* A duplicate request_module() gets the first request's result. */
+	ret = wait_for_completion_state(&kmod_req->first_req_done,
+					TASK_UNINTERRUPTIBLE | TASK_KILLABLE);
+	*dup_ret = ret ? ret : kmod_req->dup_ret;
+	kmod_dup_request_put(kmod_req);
+
+	return true;
+}
+
+void kmod_dup_request_announce(char *module_name, int ret)
+{
+	struct kmod_dup_req *kmod_req;
+
+	mutex_lock(&kmod_dup_mutex);
+	kmod_req = kmod_dup_request_lookup(module_name);
+	if (!kmod_req || kmod_req->owner != current) {
+		mutex_unlock(&kmod_dup_mutex);
+		return;
+	}
+
+	/*
+	 * Fix: stop tracking the module as soon as its first request is
+	 * done, as the Kconfig help promises. The posted version kept the
+	 * entry for 60 seconds after completion, so a module that was loaded,
+	 * unloaded and requested again within that time got the stale result
+	 * and was not loaded at all. New requests now run modprobe, which
+	 * returns at once for a module that is already loaded.
+	 */
+	list_del(&kmod_req->list);
+	mutex_unlock(&kmod_dup_mutex);
+
+	/*
+	 * The owner is on its way back to its caller already, so there is no
+	 * reason to defer the completion to a workqueue as the posted version
+	 * did; complete_all() orders the store of dup_ret before any waiter
+	 * wakes up and reads it.
+	 */
+	kmod_req->dup_ret = ret;
+	complete_all(&kmod_req->first_req_done);
+	kmod_dup_request_put(kmod_req);
+}

@@ -1,0 +1,71 @@
+"""The ``kmod-dups`` command: one subcommand per step of the pipeline.
+
+Each step lives in its own module, which exposes ``register(subparsers)``;
+this file only wires them together and turns ``UserError`` into a one-line
+message and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from kmod_dups.errors import UserError
+
+# Data flows one way: generate, series, build, boot, trace, run.  A module
+# listed here that is not installed yet is skipped, so the CLI works while
+# later steps are still being written.
+SUBCOMMAND_MODULES = [
+    "kmod_dups.codegen.cli",
+    "kmod_dups.build_cli",
+    "kmod_dups.qemu.cli",
+    "kmod_dups.trace_cli",
+    "kmod_dups.run_cli",
+]
+
+EPILOG = """\
+examples:
+  kmod-dups generate -o out/              # dups.c, Kconfig and hooks for the default base
+  kmod-dups series -o series/             # git format-patch series for Debian's linux-source-6.1
+  kmod-dups series --tree ~/linux -o s/ --variant as-posted
+  kmod-dups <command> --help              # more on each command
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kmod-dups",
+        description="Generate, build, boot-test and trace the kernel's "
+        "duplicate module-request suppressor (CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"kmod-dups: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("kmod-dups: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""The as-posted variant is the seed: once the seed's mangled indentation
+is put back, its C tokens and its Kconfig text equal the seed's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kmod_dups.codegen import basetree
+from kmod_dups.codegen.render import KernelApis, render, render_dups_c
+from tests.ctokens import tokens
+
+
+def seed_parts(seed_text: str) -> tuple[str, list[str]]:
+    """The seed's dups.c (with '+' stripped) and its added Kconfig lines."""
+    kconfig, _, dups = seed_text.partition("--- /dev/null\n")
+    dups_c = "\n".join(line[1:] for line in dups.splitlines() if line.startswith("+"))
+    added = [line[1:] for line in kconfig.splitlines() if line.startswith("+")]
+    return dups_c, added
+
+
+def test_as_posted_dups_c_tokens_equal_the_seed(seed_text: str) -> None:
+    seed_c, _ = seed_parts(seed_text)
+    rendered = render_dups_c("as-posted", KernelApis(has_wait_for_completion_state=True))
+    seed_tokens, our_tokens = tokens(seed_c), tokens(rendered)
+    assert len(seed_tokens) > 600
+    assert our_tokens == seed_tokens
+
+
+def test_as_posted_on_the_default_base_is_the_seed(seed_text: str, base_tree: Path) -> None:
+    tree = basetree.probe(base_tree)
+    assert tree.apis.has_wait_for_completion_state  # 6.1 has it, so nothing is adapted
+    seed_c, _ = seed_parts(seed_text)
+    assert tokens(render_dups_c("as-posted", tree.apis)) == tokens(seed_c)
+
+
+def test_hardened_differs_from_the_seed(seed_text: str) -> None:
+    seed_c, _ = seed_parts(seed_text)
+    assert tokens(render_dups_c("hardened")) != tokens(seed_c)
+
+
+def test_kconfig_text_equals_the_seed(seed_text: str) -> None:
+    _, added = seed_parts(seed_text)
+    ours = render("Kconfig.dups.j2").rstrip("\n").splitlines()
+    # The seed lost its indentation to a single space; the words and the
+    # line breaks (the kernel's wrapping of the help text) are the seed's.
+    seed_lines = [" ".join(line.split()) for line in added]
+    while seed_lines and not seed_lines[-1]:
+        seed_lines.pop()
+    assert [" ".join(line.split()) for line in ours] == seed_lines
+    # Indented as the kernel does: attributes by a tab, help text by a tab
+    # and two spaces, config lines flush left.
+    in_help = False
+    for line in ours:
+        if line.startswith("config "):
+            in_help = False
+        elif line == "\thelp":
+            in_help = True
+        elif line:
+            assert line.startswith("\t  " if in_help else "\t") and not line.startswith("\t   "), line
+            assert len(line.expandtabs()) <= 80, line
