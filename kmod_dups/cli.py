@@ -54,7 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that are whole tools of their own, with their own options: the
+# rest of the command line goes to the tool untouched.
+PASSTHROUGH = {"trace": "kmod_dups.dupstrace"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in PASSTHROUGH:
+        tool = importlib.import_module(PASSTHROUGH[argv[0]])
+        return int(tool.main(argv[1:], prog=f"kmod-dups {argv[0]}") or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,69 @@
+"""dupstrace without a kernel: probe selection, the BPF text, argument
+checks and the 80-column table.  The guest tests run it for real."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kmod_dups import dupstrace
+from kmod_dups.dupstrace import ModuleCounts, Probes, Session
+
+
+def test_probes_pick_what_the_kernel_has() -> None:
+    probes = dupstrace.probe_kernel({"call_usermodehelper_exec", "kernel_read_file", "find_module_all"})
+    assert probes == Probes(dups=False, read_file="kernel_read_file", find_module="find_module_all")
+    assert any("CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS" in note for note in probes.untraced())
+    full = dupstrace.probe_kernel({"kmod_dup_request_exists_wait", "kernel_read_file_from_fd",
+                                   "kernel_read_file", "find_module_all"})
+    assert full.read_file == "kernel_read_file_from_fd" and full.dups and not full.untraced()
+
+
+def test_program_switches_follow_the_probes() -> None:
+    none = dupstrace.program(Probes(dups=False, read_file=None, find_module=None))
+    assert "#define HAVE_" not in none and "#define FILTER_NAME" not in none
+    text = dupstrace.program(Probes(dups=True, read_file="kernel_read_file", find_module=None), "snd")
+    assert "#define HAVE_DUPS 1" in text and "#define HAVE_READ_FILE 1" in text
+    assert '#define FILTER_NAME "snd"' in text and "#define NAME_LEN 56" in text
+    assert "HAVE_FIND_MODULE 1" not in text
+
+
+@pytest.mark.parametrize("argv", [["-d", "0"], ["0"], ["1", "0"], ["-m", "x" * 60]])
+def test_bad_arguments(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        dupstrace.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_ebpf_prints_the_program(capsys) -> None:
+    assert dupstrace.main(["--ebpf"]) == 0
+    assert "TRACEPOINT_PROBE(module, module_request)" in capsys.readouterr().out
+
+
+def _session(dups_traced: bool) -> Session:
+    return Session(
+        kernel="6.1.192", seconds=3.2, dups_traced=dups_traced,
+        modules=[ModuleCounts("kmod_dups_target", requests=448, dups=447, launches=1, finit=1, loads=1,
+                              read_bytes=600_000),
+                 ModuleCounts("a_module_with_a_really_long_name_indeed_ok", requests=3, launches=3,
+                              finit=3, finit_failed=2, loads=1, wasted_bytes=1_300_000)],
+        vmalloc_start_kb=9000, vmalloc_peak_kb=12000,
+        untraced=[] if dups_traced else ["DUPS: kmod_dup_request_exists_wait() is not in this kernel"])
+
+
+@pytest.mark.parametrize("dups_traced", [True, False])
+def test_table_fits_80_columns(dups_traced: bool) -> None:
+    text = dupstrace.table(_session(dups_traced))
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["MODULE", "REQ", "DUPS" if dups_traced else "DUPS*"]
+    assert all(len(line) <= 80 for line in lines)
+    assert lines[1].split()[:7] == ["kmod_dups_target", "448", "447" if dups_traced else "-", "1", "1", "0", "1"]
+    assert "1.2M" in lines[2]
+    assert "peak 12000 kB (+3000 kB)" in text
+
+
+def test_json_round_trip() -> None:
+    data = json.loads(_session(True).to_json())
+    assert data["modules"][0]["requests"] == 448 and data["vmalloc_peak_kb"] == 12000
