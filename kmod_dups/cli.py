@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from kmod_dups.errors import UserError
@@ -22,6 +23,7 @@ SUBCOMMAND_MODULES = [
     "kmod_dups.qemu.cli",
     "kmod_dups.trace_cli",
     "kmod_dups.run_cli",
+    "kmod_dups.rig_cli",
 ]
 
 EPILOG = """\
@@ -74,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kmod-dups: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Output piped into head(1) and the like: not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -172,6 +172,17 @@ bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret)
 	/* A duplicate request_module() gets the first request's result. */
 	ret = wait_for_completion_state(&kmod_req->first_req_done,
 					TASK_UNINTERRUPTIBLE | TASK_KILLABLE);
+	if (!ret && kmod_req->dup_ret == -ERESTARTSYS) {
+		/*
+		 * Fix: the first request was killed before modprobe finished.
+		 * The posted version handed its -ERESTARTSYS to every waiter,
+		 * although none of them was killed and a restart code means
+		 * nothing to a task without a signal pending. Run modprobe
+		 * for this request instead.
+		 */
+		kmod_dup_request_put(kmod_req);
+		return false;
+	}
 	*dup_ret = ret ? ret : kmod_req->dup_ret;
 	kmod_dup_request_put(kmod_req);
 
