@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -329,16 +330,25 @@ def program(probes: Probes, filter_name: str | None = None) -> str:
 
 
 def kprobe_functions() -> set[str]:
-    """Functions that can take a kprobe: in available_filter_functions (so
-    not inlined away) and not blacklisted."""
+    """Functions that can take a kprobe: listed by ftrace when the kernel has
+    dynamic ftrace, else the text symbols of /proc/kallsyms (a function
+    inlined everywhere has neither), less the kprobe blacklist."""
     names: set[str] = set()
-    for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+    for path in ("/sys/kernel/tracing/available_filter_functions",
+                 "/sys/kernel/debug/tracing/available_filter_functions"):
         try:
-            with open(f"{root}/available_filter_functions") as handle:
+            with open(path) as handle:
                 names = {line.split()[0] for line in handle if line.strip()}
             break
         except OSError:
             continue
+    if not names:
+        try:
+            with open("/proc/kallsyms") as handle:
+                names = {fields[2] for fields in map(str.split, handle)
+                         if len(fields) >= 3 and fields[1] in "tT" and len(fields) == 3}
+        except OSError:
+            pass
     try:
         with open("/sys/kernel/debug/kprobes/blacklist") as handle:
             names -= {line.split()[1] for line in handle if len(line.split()) > 1}
@@ -363,7 +373,7 @@ class VmallocSampler(threading.Thread):
         self.period = period
         self.start_kb: int | None = None
         self.peak_kb: int | None = None
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     @staticmethod
     def read_kb() -> int | None:
@@ -377,16 +387,16 @@ class VmallocSampler(threading.Thread):
         return None
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             value = self.read_kb()
             if value is not None:
                 if self.start_kb is None:
                     self.start_kb = value
                 self.peak_kb = value if self.peak_kb is None else max(self.peak_kb, value)
-            self._stop.wait(self.period)
+            self._halt.wait(self.period)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
@@ -452,6 +462,29 @@ def parse_args(argv: list[str] | None = None, prog: str = "dupstrace") -> argpar
     return args
 
 
+KHEADERS = "/sys/kernel/kheaders.tar.xz"
+
+
+def kernel_headers() -> str | None:
+    """The running kernel's own headers for BCC: CONFIG_IKHEADERS' archive,
+    unpacked once.  BCC can unpack it by itself, but it renames a directory
+    into place, which fails (EXDEV) on overlayfs such as virtme-ng's /tmp,
+    and it prefers /lib/modules/RELEASE/build, which for an O= build folder
+    holds only generated headers.  Returns the folder for BCC_KERNEL_SOURCE,
+    or None to leave BCC to its own search."""
+    release = os.uname().release
+    if os.environ.get("BCC_KERNEL_SOURCE") or not os.path.exists(KHEADERS):
+        return None
+    dest = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"dupstrace-kheaders-{release}")
+    done = os.path.join(dest, ".unpacked")
+    if not os.path.exists(done):
+        os.makedirs(dest, exist_ok=True)
+        subprocess.run(["tar", "-xf", KHEADERS, "-C", dest], check=True)
+        with open(done, "w"):
+            pass
+    return dest
+
+
 def attach(probes: Probes, text: str):  # noqa: ANN201 - returns a bcc.BPF
     from bcc import BPF  # Debian's python3-bpfcc; imported late so -h works anywhere
 
@@ -459,6 +492,9 @@ def attach(probes: Probes, text: str):  # noqa: ANN201 - returns a bcc.BPF
         if not BPF.tracepoint_exists(category, event):
             raise SystemExit(f"dupstrace: this kernel has no tracepoint {category}:{event}; "
                              "it needs CONFIG_MODULES and CONFIG_FTRACE_SYSCALLS")
+    headers = kernel_headers()
+    if headers:
+        os.environ["BCC_KERNEL_SOURCE"] = headers
     bpf = BPF(text=text)
     bpf.attach_kprobe(event=UMH_EXEC, fn_name="trace_umh_exec")
     if probes.dups:
@@ -484,8 +520,9 @@ def main(argv: list[str] | None = None, prog: str = "dupstrace") -> int:
         print("dupstrace: must run as root (BPF)", file=sys.stderr)
         return 1
     if not functions:
-        print("dupstrace: cannot read available_filter_functions; mount tracefs "
-              "(mount -t tracefs nodev /sys/kernel/tracing)", file=sys.stderr)
+        print("dupstrace: cannot list the kernel's functions (available_filter_functions, "
+              "/proc/kallsyms); mount tracefs (mount -t tracefs nodev /sys/kernel/tracing) "
+              "and run as root", file=sys.stderr)
         return 1
     if UMH_EXEC not in functions:
         print(f"dupstrace: {UMH_EXEC}() cannot be probed on this kernel", file=sys.stderr)

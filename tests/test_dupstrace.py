@@ -67,3 +67,12 @@ def test_table_fits_80_columns(dups_traced: bool) -> None:
 def test_json_round_trip() -> None:
     data = json.loads(_session(True).to_json())
     assert data["modules"][0]["requests"] == 448 and data["vmalloc_peak_kb"] == 12000
+
+
+def test_vmalloc_sampler_starts_and_stops() -> None:
+    sampler = dupstrace.VmallocSampler(period=0.001)
+    sampler.start()
+    sampler.stop()
+    assert not sampler.is_alive()
+    if dupstrace.VmallocSampler.read_kb() is not None:
+        assert sampler.peak_kb is not None and sampler.peak_kb >= sampler.start_kb

@@ -172,13 +172,15 @@ bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret)
 	/* A duplicate request_module() gets the first request's result. */
 	ret = wait_for_completion_state(&kmod_req->first_req_done,
 					TASK_UNINTERRUPTIBLE | TASK_KILLABLE);
-	if (!ret && kmod_req->dup_ret == -ERESTARTSYS) {
+	if (!ret && kmod_req->dup_ret < 0) {
 		/*
-		 * Fix: the first request was killed before modprobe finished.
-		 * The posted version handed its -ERESTARTSYS to every waiter,
-		 * although none of them was killed and a restart code means
-		 * nothing to a task without a signal pending. Run modprobe
-		 * for this request instead.
+		 * Fix: modprobe's own verdict is its exit status, zero or
+		 * positive. A negative result is the first request's own
+		 * misfortune: it was killed (-ERESTARTSYS), ran out of memory
+		 * or of modprobe slots, or could not exec modprobe. The
+		 * posted version handed that error to every waiter, none of
+		 * which was killed or short of memory. Run modprobe for this
+		 * request instead.
 		 */
 		kmod_dup_request_put(kmod_req);
 		return false;

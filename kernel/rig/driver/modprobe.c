@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Userspace rig: the world behind call_usermodehelper_exec().
+ *
+ * A pool of "usermode helper" threads runs modprobe jobs. A job first
+ * execs (exec_us), which is all a UMH_WAIT_EXEC caller waits for: that is
+ * request_module_nowait(), whose result is 0 while modprobe goes on. Then
+ * modprobe runs: a loaded module makes it exit 0 at once; a module that is
+ * not installed makes it exit with status 1 (256) after fail_us; otherwise it
+ * calls finit_module(), which loads the module in load_us or, if another
+ * finit_module() is loading it already, waits for that one and fails with
+ * EEXIST, which modprobe treats as success.
+ *
+ * A UMH_KILLABLE caller that gets SIGKILL stops waiting with -ERESTARTSYS
+ * and leaves the job to the helper, which frees it when done, as
+ * kernel/umh.c does.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/completion.h>
+#include <linux/kernel.h>
+#include <linux/list.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/umh.h>
+#include <rig/rig.h>
+
+#include "driver.h"
+
+#define RIG_MAX_MODULES		4096
+
+struct rig_userspace rig_userspace = {
+	.exec_us = 30,
+	.load_us = 300,
+	.fail_us = 150,
+	.fail_ret = 256,
+	.umh_threads = 8,
+};
+
+static struct rig_module rig_modules[RIG_MAX_MODULES];
+static unsigned int rig_modules_used;
+
+/* ---- modules ----------------------------------------------------------- */
+
+/* Only called before the driver threads start: the table is read-only after. */
+struct rig_module *rig_module_add(const char *name, int fail_ret)
+{
+	struct rig_module *mod;
+
+	if (rig_modules_used >= RIG_MAX_MODULES) {
+		fprintf(stderr, "rig: too many modules\n");
+		exit(2);
+	}
+	mod = &rig_modules[rig_modules_used++];
+	strscpy(mod->name, name, sizeof(mod->name));
+	pthread_mutex_init(&mod->lock, NULL);
+	pthread_cond_init(&mod->cond, NULL);
+	mod->state = RIG_MOD_UNLOADED;
+	mod->fail_ret = fail_ret;
+	return mod;
+}
+
+struct rig_module *rig_module_find(const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < rig_modules_used; i++)
+		if (!strcmp(rig_modules[i].name, name))
+			return &rig_modules[i];
+	return NULL;
+}
+
+struct rig_module *rig_module_by_index(unsigned int index)
+{
+	return index < rig_modules_used ? &rig_modules[index] : NULL;
+}
+
+unsigned int rig_nr_modules(void)
+{
+	return rig_modules_used;
+}
+
+bool rig_module_loaded(struct rig_module *mod)
+{
+	bool loaded;
+
+	pthread_mutex_lock(&mod->lock);
+	loaded = mod->state == RIG_MOD_LOADED;
+	pthread_mutex_unlock(&mod->lock);
+	return loaded;
+}
+
+unsigned long rig_module_modprobe_runs(struct rig_module *mod)
+{
+	return __atomic_load_n(&mod->modprobe_runs, __ATOMIC_SEQ_CST);
+}
+
+void rig_module_set_fail_next(struct rig_module *mod, unsigned int n)
+{
+	pthread_mutex_lock(&mod->lock);
+	mod->fail_next = n;
+	pthread_mutex_unlock(&mod->lock);
+}
+
+/* rmmod: -EBUSY while it is being loaded, -ENOENT if it is not loaded. */
+int rig_rmmod(struct rig_module *mod)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&mod->lock);
+	if (mod->state == RIG_MOD_LOADED) {
+		mod->state = RIG_MOD_UNLOADED;
+		mod->unloads++;
+	} else {
+		ret = mod->state == RIG_MOD_LOADING ? -EBUSY : -ENOENT;
+	}
+	pthread_mutex_unlock(&mod->lock);
+	return ret;
+}
+
+/* modprobe -q -- name, from exec to exit; returns the wait status. */
+static int rig_modprobe(const char *name)
+{
+	struct rig_module *mod = rig_module_find(name);
+	int ret = 0;
+
+	if (!mod)
+		return 256;	/* FATAL: Module not found */
+	__atomic_fetch_add(&mod->modprobe_runs, 1, __ATOMIC_SEQ_CST);
+
+	pthread_mutex_lock(&mod->lock);
+	if (mod->state == RIG_MOD_LOADED)
+		goto out;	/* /sys/module/<name> exists */
+	if (mod->fail_ret || mod->fail_next) {
+		ret = mod->fail_ret ? mod->fail_ret : rig_userspace.fail_ret;
+		if (mod->fail_next)
+			mod->fail_next--;
+		pthread_mutex_unlock(&mod->lock);
+		rig_sleep_random_us(rig_userspace.fail_us);
+		return ret;
+	}
+	__atomic_fetch_add(&mod->finit_calls, 1, __ATOMIC_RELAXED);
+	if (mod->state == RIG_MOD_LOADING) {
+		/* finit_module() waits for the other load, then says EEXIST */
+		__atomic_fetch_add(&mod->finit_dups, 1, __ATOMIC_RELAXED);
+		while (mod->state == RIG_MOD_LOADING)
+			pthread_cond_wait(&mod->cond, &mod->lock);
+		goto out;
+	}
+	mod->state = RIG_MOD_LOADING;
+	pthread_mutex_unlock(&mod->lock);
+
+	rig_sleep_random_us(rig_userspace.load_us);
+
+	pthread_mutex_lock(&mod->lock);
+	mod->state = RIG_MOD_LOADED;
+	pthread_cond_broadcast(&mod->cond);
+out:
+	pthread_mutex_unlock(&mod->lock);
+	return ret;
+}
+
+/* ---- usermode helper --------------------------------------------------- */
+
+struct rig_umh_job {
+	struct list_head node;
+	char name[MODULE_NAME_LEN];
+	int wait;
+	struct completion *complete;	/* NULL once a killed caller left */
+	int retval;
+};
+
+static struct rig_umh {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct list_head jobs;
+	unsigned int busy;
+	unsigned long nr_jobs;
+	bool stop;
+	pthread_t *threads;
+	unsigned int nr_threads;
+} umh = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+	.jobs = LIST_HEAD_INIT(umh.jobs),
+};
+
+/* Tells the caller, or frees the job if the caller gave up waiting. */
+static void rig_umh_complete(struct rig_umh_job *job)
+{
+	struct completion *comp = __atomic_exchange_n(&job->complete, NULL,
+						      __ATOMIC_ACQ_REL);
+
+	if (comp)
+		complete(comp);
+	else
+		kfree(job);
+}
+
+static void rig_umh_run(struct rig_umh_job *job)
+{
+	char name[MODULE_NAME_LEN];
+
+	rig_sleep_random_us(rig_userspace.exec_us);
+	if (job->wait == UMH_WAIT_EXEC) {
+		/* exec succeeded: the caller goes, modprobe goes on */
+		strscpy(name, job->name, sizeof(name));
+		job->retval = 0;
+		rig_umh_complete(job);
+		rig_modprobe(name);
+		return;
+	}
+	job->retval = rig_modprobe(job->name);
+	rig_umh_complete(job);
+}
+
+static void *rig_umh_thread(void *arg)
+{
+	rig_task_start("umh/%lu", (unsigned long)arg);
+	pthread_mutex_lock(&umh.lock);
+	for (;;) {
+		struct rig_umh_job *job;
+
+		if (list_empty(&umh.jobs)) {
+			if (umh.stop)
+				break;
+			pthread_cond_wait(&umh.cond, &umh.lock);
+			continue;
+		}
+		job = list_first_entry(&umh.jobs, struct rig_umh_job, node);
+		list_del_init(&job->node);
+		umh.busy++;
+		pthread_mutex_unlock(&umh.lock);
+
+		rig_task_set_state("modprobe", job->name);
+		rig_umh_run(job);
+		rig_task_set_state("idle", NULL);
+
+		pthread_mutex_lock(&umh.lock);
+		umh.busy--;
+	}
+	pthread_mutex_unlock(&umh.lock);
+	return NULL;
+}
+
+int rig_call_modprobe_helper(const char *name, int wait)
+{
+	DECLARE_COMPLETION_ONSTACK(done);
+	unsigned int state = TASK_UNINTERRUPTIBLE;
+	struct rig_umh_job *job;
+	int retval;
+
+	job = kzalloc(sizeof(*job), GFP_KERNEL);
+	if (!job)
+		return -ENOMEM;
+	strscpy(job->name, name, sizeof(job->name));
+	job->wait = wait & ~UMH_KILLABLE;
+	job->complete = &done;
+
+	pthread_mutex_lock(&umh.lock);
+	list_add_tail(&job->node, &umh.jobs);
+	umh.nr_jobs++;
+	pthread_cond_signal(&umh.cond);
+	pthread_mutex_unlock(&umh.lock);
+
+	if (wait & UMH_KILLABLE)
+		state |= TASK_KILLABLE;
+	retval = wait_for_completion_state(&done, state);
+	if (!retval)
+		goto done;
+	/* Killed: if the helper has not finished yet, it frees the job. */
+	if (__atomic_exchange_n(&job->complete, NULL, __ATOMIC_ACQ_REL))
+		return retval;
+	wait_for_completion(&done);
+done:
+	retval = job->retval;
+	kfree(job);
+	return retval;
+}
+
+void rig_umh_start(unsigned int nr_threads)
+{
+	unsigned long i;
+
+	umh.threads = calloc(nr_threads, sizeof(*umh.threads));
+	if (!umh.threads)
+		abort();
+	umh.nr_threads = nr_threads;
+	for (i = 0; i < nr_threads; i++)
+		rig_thread_create(&umh.threads[i], rig_umh_thread, (void *)i);
+}
+
+/* Waits until every modprobe, including those of nowait requests, exited. */
+bool rig_umh_drain(u64 timeout_ns)
+{
+	u64 deadline = rig_now_ns() + timeout_ns;
+	bool idle;
+
+	for (;;) {
+		pthread_mutex_lock(&umh.lock);
+		idle = list_empty(&umh.jobs) && !umh.busy;
+		pthread_mutex_unlock(&umh.lock);
+		if (idle || rig_now_ns() > deadline)
+			return idle;
+		rig_sleep_ns(200000);
+	}
+}
+
+void rig_umh_stop(void)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&umh.lock);
+	umh.stop = true;
+	pthread_cond_broadcast(&umh.cond);
+	pthread_mutex_unlock(&umh.lock);
+	for (i = 0; i < umh.nr_threads; i++)
+		pthread_join(umh.threads[i], NULL);
+	free(umh.threads);
+}
+
+unsigned long rig_umh_jobs(void)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&umh.lock);
+	n = umh.nr_jobs;
+	pthread_mutex_unlock(&umh.lock);
+	return n;
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Userspace rig: tasks.
+ *
+ * Every rig thread owns a task_struct and "current" is a per-thread pointer
+ * to it. Tasks sleep and wake as in the kernel (a woken flag under a
+ * per-task lock), which is what completions and a fatal signal need.
+ */
+#ifndef _RIG_LINUX_SCHED_H
+#define _RIG_LINUX_SCHED_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <linux/compiler.h>
+#include <linux/types.h>
+
+#define TASK_RUNNING		0x0000
+#define TASK_INTERRUPTIBLE	0x0001
+#define TASK_UNINTERRUPTIBLE	0x0002
+#define TASK_WAKEKILL		0x0100
+#define TASK_KILLABLE		(TASK_WAKEKILL | TASK_UNINTERRUPTIBLE)
+#define TASK_NORMAL		(TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE)
+
+#define TASK_COMM_LEN		16
+#define MAX_SCHEDULE_TIMEOUT	LONG_MAX
+
+struct task_struct {
+	pid_t pid;
+	char comm[TASK_COMM_LEN];
+
+	/* Sleeping and waking: @woken under @sleep_lock. */
+	pthread_mutex_t sleep_lock;
+	pthread_cond_t sleep_cond;
+	bool woken;
+	int sigkill;			/* atomic: SIGKILL pending */
+
+	/* Rig bookkeeping, mostly touched by the task itself only. */
+	u64 rng;
+	int alloc_budget;		/* allocations left before they fail; <0: no limit */
+	unsigned long nr_alloc_fail;
+	unsigned long nr_warn;
+	char last_warn[160];
+	unsigned int rcu_nesting;	/* atomic */
+	unsigned long rcu_seq;		/* atomic */
+	const char *state;		/* atomic: for the hang report */
+	const char *state_arg;		/* atomic */
+	u64 state_since;		/* atomic */
+
+	/* What the last __request_module() of this task did (kmod model). */
+	bool kmod_dup;
+	bool kmod_ran_modprobe;
+};
+
+extern __thread struct task_struct *rig_current;
+struct task_struct *rig_current_slow(void);
+
+static inline struct task_struct *get_current(void)
+{
+	return likely(rig_current) ? rig_current : rig_current_slow();
+}
+
+#define current get_current()
+
+static inline int fatal_signal_pending(struct task_struct *p)
+{
+	return __atomic_load_n(&p->sigkill, __ATOMIC_SEQ_CST);
+}
+
+/* SIGKILL is the only signal in the rig. */
+static inline int signal_pending(struct task_struct *p)
+{
+	return fatal_signal_pending(p);
+}
+
+static inline int signal_pending_state(unsigned int state, struct task_struct *p)
+{
+	if (!(state & (TASK_INTERRUPTIBLE | TASK_WAKEKILL)))
+		return 0;
+	if (!signal_pending(p))
+		return 0;
+	return (state & TASK_INTERRUPTIBLE) || fatal_signal_pending(p);
+}
+
+int wake_up_process(struct task_struct *p);
+
+/* schedule() split in two: announce the sleep, then sleep until woken. */
+void rig_task_prepare_sleep(struct task_struct *p);
+void rig_task_sleep(struct task_struct *p);
+
+/* Send SIGKILL: wakes the task from a killable sleep. */
+void rig_send_sigkill(struct task_struct *p);
+bool rig_clear_sigkill(struct task_struct *p);
+
+static inline void cond_resched(void)
+{
+}
+
+#endif /* _RIG_LINUX_SCHED_H */

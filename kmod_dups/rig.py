@@ -1,0 +1,303 @@
+"""The userspace rig of dups.c (issue 6), in the manner of the kernel's
+tools/testing/radix-tree.
+
+kernel/rig/ holds headers that implement, on pthreads, the kernel
+primitives dups.c uses, a model of kmod.c and modprobe, and a driver that
+runs scenarios and checks every result.  This module builds it against the
+generated dups.c of a variant (the C is compiled unmodified), runs a
+scenario and reads the result into a :class:`~kmod_dups.rig_report.RigResult`.
+
+Build folders live in ``~/.cache/kmod-dups/rig/<sanitizer>-hz<HZ>-j<jiffy ns>``
+(``KMOD_DUPS_CACHE`` moves the cache); every run leaves its command, stdout
+and stderr in a folder under ``runs/`` there, or under ``log_root``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kmod_dups import cache, rig_report
+from kmod_dups.codegen.render import VARIANTS, KernelApis, render_dups_c
+from kmod_dups.errors import UserError
+from kmod_dups.rig_report import RigResult, Verdict, judge
+
+__all__ = [
+    "Build", "BuildConfig", "RigResult", "RunRequest", "Verdict", "build", "judge", "run",
+    "SANITIZERS", "SCENARIOS", "HZ", "DEFAULT_LINGER_MS",
+]
+
+HZ = 250  # the rig's HZ; a jiffy lasts jiffy_ns of real time
+DEFAULT_LINGER_MS = 30.0  # how long the posted 60 * HZ linger lasts in the rig
+SANITIZERS = ("address", "thread", "none")
+
+# Scenario name -> (the check it is built to break in the posted code, help).
+# The driver's --list-scenarios says the same; tests keep the two in step.
+SCENARIOS: dict[str, tuple[str, str]] = {
+    "uaf": ("uaf", "(a) waiters stall past the linger: use of a freed entry"),
+    "dups": ("dup-value", "(b) concurrent waits on modules that load and that fail"),
+    "reload": ("reload", "(c) load, rmmod, load again; not installed, installed, load"),
+    "nomem": ("nomem", "(d) 10% of requests under memory pressure (kzalloc fails)"),
+    "nowait": ("early", "(e) request_module_nowait() racing request_module()"),
+    "owner-nomem": ("nomem", "10% of first requests fail modprobe for lack of memory"),
+    "kill": ("kill", "SIGKILL to requests while they wait"),
+    "stress": ("", "(a)-(e) and kill mixed, for long runs"),
+}
+
+Progress = Callable[[str], None]
+
+# Sanitizers keep going after a report, so one run shows every defect it
+# hits and the driver still prints its own checks; ASan needs the binary
+# built with -fsanitize-recover=address for that (the Makefile does).
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "halt_on_error=0:detect_leaks=1:abort_on_error=0:print_summary=1",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=0",
+    "TSAN_OPTIONS": "halt_on_error=0:second_deadlock_stack=1:report_signal_unsafe=0",
+}
+
+
+def rig_source_dir() -> Path:
+    src = Path(__file__).resolve().parent.parent / "kernel" / "rig"
+    if not (src / "Makefile").is_file():
+        raise UserError(f"the rig's sources are missing: {src}/Makefile; run from a kmod-dups "
+                        "checkout (pip install -e .)")
+    return src
+
+
+def jiffy_ns(linger_ms: float) -> int:
+    """The jiffy length that makes 60 * HZ jiffies last ``linger_ms``."""
+    ns = round(linger_ms * 1e6 / (60 * HZ))
+    if ns < 1:
+        raise UserError(f"--linger-ms {linger_ms} is too short: 60 * HZ jiffies must last at least "
+                        f"{60 * HZ / 1e6:.3f} ms")
+    return ns
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    variant: str = "hardened"
+    sanitizer: str = "address"
+    linger_ms: float = DEFAULT_LINGER_MS
+    wait_state: bool = True  # dups.c uses wait_for_completion_state(); False: the killable fallback
+    cc: str = "gcc"
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise UserError(f"unknown variant {self.variant!r}: choose one of {', '.join(VARIANTS)}")
+        if self.sanitizer not in SANITIZERS:
+            raise UserError(f"unknown sanitizer {self.sanitizer!r}: choose one of {', '.join(SANITIZERS)}")
+
+    @property
+    def name(self) -> str:
+        """The binary's variant name: rig-<name>."""
+        return self.variant if self.wait_state else f"{self.variant}-killable"
+
+    @property
+    def jiffy_ns(self) -> int:
+        return jiffy_ns(self.linger_ms)
+
+    def build_dir(self, root: Path | None = None) -> Path:
+        base = root if root is not None else cache.cache_dir() / "rig"
+        cc = Path(self.cc).name
+        suffix = "" if cc == "gcc" else f"-{cc}"
+        return base / f"{self.sanitizer}-hz{HZ}-j{self.jiffy_ns}{suffix}"
+
+
+@dataclass(frozen=True)
+class Build:
+    config: BuildConfig
+    binary: Path
+    dups_c: Path
+    warnings: str  # the compiler's warnings for dups.c, "" if none
+    log: Path
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Keeps the mtime (and make's up-to-date check) when nothing changed."""
+    if path.is_file() and path.read_text() == text:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _need(tool: str, package: str) -> None:
+    if shutil.which(tool) is None:
+        raise UserError(f"{tool} is not installed; the rig needs it: apt-get install {package}")
+
+
+def build(config: BuildConfig, *, root: Path | None = None, jobs: int = 2,
+          progress: Progress | None = None) -> Build:
+    """Renders the variant's dups.c into the build folder and runs the rig's
+    Makefile there; make keeps it incremental."""
+    _need("make", "make")
+    _need(config.cc, "gcc")
+    src = rig_source_dir()
+    out = config.build_dir(root)
+    out.mkdir(parents=True, exist_ok=True)
+    dups_c = out / f"dups-{config.name}.c"
+    binary = out / f"rig-{config.name}"
+    log = out / f"build-{config.name}.log"
+    with cache.locked(f"rig-{out.name}"):
+        _write_if_changed(dups_c, render_dups_c(config.variant, KernelApis(
+            has_wait_for_completion_state=config.wait_state)))
+        if progress:
+            progress(f"building {binary} ({config.sanitizer})")
+        cmd = ["make", "-C", str(src), f"-j{max(1, jobs)}", f"O={out}", f"VARIANT={config.name}",
+               f"DUPS_C={dups_c}", f"SANITIZER={config.sanitizer}", f"JIFFY_NS={config.jiffy_ns}",
+               f"HZ={HZ}", f"CC={config.cc}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        log.write_text(f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
+        if proc.returncode:
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            raise UserError(f"building the rig failed (log: {log}):\n{tail}")
+        warnings_file = out / f"dups-{config.name}.warnings"
+        warnings = warnings_file.read_text() if warnings_file.is_file() else ""
+    return Build(config, binary, dups_c, warnings, log)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    scenario: str = "stress"
+    threads: int | None = None  # None: the scenario's default
+    requests: int | None = None
+    seed: int = 1
+    extra_args: tuple[str, ...] = ()  # more driver options, e.g. ("--param=module.enable_dups_trace=1",)
+    timeout_s: float | None = None  # None: rely on the driver's own hang watchdog
+    progress_s: int = 5
+
+    def argv(self, binary: Path) -> list[str]:
+        if self.scenario not in SCENARIOS:
+            raise UserError(f"unknown scenario {self.scenario!r}: choose one of {', '.join(SCENARIOS)}")
+        argv = [str(binary), f"--scenario={self.scenario}", f"--seed={self.seed}",
+                f"--progress={self.progress_s}"]
+        if self.threads is not None:
+            argv.append(f"--threads={self.threads}")
+        if self.requests is not None:
+            argv.append(f"--requests={self.requests}")
+        return argv + list(self.extra_args)
+
+
+def _log_dir(build: Build, request: RunRequest, log_root: Path | None) -> Path:
+    root = log_root if log_root is not None else build.binary.parent / "runs"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{build.config.name}-{request.scenario}-seed{request.seed}"
+    for n in range(1000):
+        path = root / (base if n == 0 else f"{base}.{n}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise UserError(f"cannot make a run log folder under {root}")
+
+
+def run(build: Build, request: RunRequest, *, log_root: Path | None = None,
+        progress: Progress | None = None) -> RigResult:
+    """Runs one scenario; stdout and stderr go to files in the run's log
+    folder, progress lines are passed on while it runs."""
+    argv = request.argv(build.binary)
+    logs = _log_dir(build, request, log_root)
+    (logs / "command").write_text(" ".join(argv) + "\n")
+    env = dict(os.environ, **SANITIZER_ENV)
+    start = time.monotonic()
+    timed_out = False
+    with open(logs / "stdout", "w+") as out, open(logs / "stderr", "w+") as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL)
+        seen = 0
+        while proc.poll() is None:
+            time.sleep(0.1)
+            if progress:
+                seen = _pass_progress(logs / "stdout", seen, progress)
+            if request.timeout_s is not None and time.monotonic() - start > request.timeout_s:
+                proc.kill()
+                timed_out = True
+                proc.wait()
+        wall = time.monotonic() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    result = rig_report.parse(argv, proc.returncode, wall, stdout, stderr,
+                              timed_out=timed_out, log_dir=str(logs))
+    if proc.returncode == 2 and not result.config:
+        raise UserError(f"the rig refused its arguments: {stderr.strip() or 'exit status 2'}")
+    return result
+
+
+def _pass_progress(stdout: Path, seen: int, progress: Progress) -> int:
+    with open(stdout) as handle:
+        handle.seek(seen)
+        chunk = handle.read()
+    complete = chunk[:chunk.rfind("\n") + 1]
+    for line in complete.splitlines():
+        if line.startswith("RIG progress "):
+            fields = rig_report.parse_fields(line[len("RIG progress "):])
+            progress(f"  {fields.get('requests', '?')} requests after "
+                     f"{float(fields.get('elapsed_ms', 'nan')) / 1000:.0f} s")
+    return seen + len(complete.encode())
+
+
+def list_scenarios(build: Build) -> dict[str, str]:
+    """The driver's own scenario list: name -> focus check."""
+    proc = subprocess.run([str(build.binary), "--list-scenarios"], capture_output=True, text=True,
+                          env=dict(os.environ, **SANITIZER_ENV), check=True)
+    scenarios = {}
+    for line in proc.stdout.splitlines():
+        fields = rig_report.parse_fields(line.removeprefix("RIG scenario "))
+        scenarios[fields["name"]] = "" if fields["focus"] == "-" else fields["focus"]
+    return scenarios
+
+
+def summarize(result: RigResult, build: Build | None = None) -> list[str]:
+    """Human-readable lines: the measured numbers, then what failed and why."""
+    cfg, st = result.config, result.stats
+    lines = [f"rig-{cfg.get('variant', '?')}: sanitizer={cfg.get('sanitizer', '?')} "
+             f"scenario={cfg.get('scenario', '?')} seed={cfg.get('seed', '?')} "
+             f"linger={cfg.get('linger_ms', '?')} ms  log: {result.log_dir}"]
+    if st:
+        lines.append(f"  requests {int(st.get('requests', 0))}  threads {int(st.get('threads', 0))}  "
+                     f"wall {st.get('wall_ms', 0) / 1000:.2f} s  ({st.get('req_per_s', 0):.0f} requests/s)")
+        lines.append(f"  first {int(st.get('first', 0))}  duplicates {int(st.get('dup_wait', 0))} "
+                     f"waiting + {int(st.get('dup_nowait', 0))} nowait + {int(st.get('dup_fallback', 0))} "
+                     f"fell back to modprobe  nowait {int(st.get('nowait', 0))}  "
+                     f"untracked (no memory) {int(st.get('untracked', 0))}  killed {int(st.get('killed', 0))}  "
+                     f"reload cycles {int(st.get('reload_cycles', 0))}")
+        lines.append(f"  modprobe runs {int(st.get('modprobe', 0))}  finit_module {int(st.get('finit', 0))}  "
+                     f"rmmod {int(st.get('rmmod', 0))}  duplicate warnings {int(st.get('warnings', 0))}")
+    elif result.completed is False:
+        lines.append(f"  the run ended before its summary (exit status {result.returncode})")
+    for name in result.failed_checks:
+        check = result.checks.get(name)
+        failures = f" ({check.failures} times)" if check and check.status == "fail" else ""
+        lines.append(f"  FAILED {name}{failures}")
+        for msg in result.details(name)[:3]:
+            lines.append(f"      {msg}")
+    reports = result.sanitizer_reports
+    if reports:
+        lines.append(f"  {len(reports)} sanitizer report(s) on stderr:")
+        kinds: dict[str, int] = {}
+        for report in reports:
+            kinds[f"{report.short()} [{report.category}]"] = kinds.get(
+                f"{report.short()} [{report.category}]", 0) + 1
+        for text, times in sorted(kinds.items(), key=lambda kv: -kv[1])[:6]:
+            lines.append(f"      {times} x {text}")
+    if result.rig_bugs:
+        lines.append(f"  {len(result.rig_bugs)} bug(s) the rig's debug checks caught:")
+        for bug in result.rig_bugs[:3]:
+            lines.append(f"      {bug}")
+    if not result.failed_checks:
+        lines.append(f"  all {len(result.checks)} checks passed")
+    if build is not None and build.warnings.strip():
+        lines.append(f"  compiler warnings in dups.c: {build.dups_c.with_suffix('.warnings')}")
+    return lines
+
+
+def known_checks() -> Sequence[str]:
+    """The driver's checks and the ones the sanitizer reports add."""
+    return ("uaf", "dup-value", "reload", "nomem", "early", "kill", "warn", "leak", "lockdep",
+            "model", "hang", "sanitizer", "race", "crash", "undefined")

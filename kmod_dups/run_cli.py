@@ -1,0 +1,71 @@
+"""`kmod-dups run`: the main job, from the generator to the verdict."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kmod_dups.errors import UserError
+
+EPILOG = """\
+examples:
+  kmod-dups run                      # default base and variant, 8 vCPUs
+  kmod-dups run --cpus 64            # a bigger storm (boots take longer under TCG)
+  kmod-dups run --variant as-posted  # the seed's logic as posted
+  kmod-dups run --no-control         # the feature-on kernel only
+"""
+
+
+def say(text: str) -> None:
+    print(f"kmod-dups: {text}", file=sys.stderr, flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from kmod_dups import run
+    from kmod_dups.build import pipeline
+    from kmod_dups.codegen.render import check_variant
+
+    check_variant(args.variant)
+    if args.cpus < 1:
+        raise UserError(f"--cpus {args.cpus}: give at least 1")
+    folder = run.new_run_folder(args.runs, args.cpus)
+    say(f"run folder {folder}")
+    kernels = [("dups", run.FEATURE_CONFIGS)]
+    if not args.no_control:
+        kernels.append(("control", run.CONTROL_CONFIGS))
+    builds = {}
+    for kernel, configs in kernels:
+        say(f"[{kernel}] building {'+'.join(configs)} ({args.variant})")
+        record = pipeline.run(pipeline.Request(configs=list(configs), tree=args.tree, variant=args.variant))
+        builds[kernel] = Path(record["builddir"])
+    results = []
+    for kernel, _ in kernels:
+        results.append(run.run_kernel(kernel, builds[kernel], args.cpus, folder / "guests", run.TARGETS, say))
+        run.write_report(folder, results)
+    print(run.table(results))
+    if args.json:
+        print(json.dumps(json.loads((folder / "report.json").read_text()), indent=2))
+    ok = run.verdict_ok(results)
+    say(f"verdict: {'duplicates converge' if ok else 'duplicates DO NOT converge'} with the feature on; "
+        f"report in {folder}/report.txt and report.json")
+    return 0 if ok else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run", help="the main job: build, boot, storm and trace, and give the convergence verdict",
+        description="Generate the series for the base tree, build the feature-on and the control "
+        "kernels, boot each with N vCPUs, storm request_module() from every CPU for a delayed module, "
+        "a failing one, a missing one and a real one under dupstrace, and judge per module whether "
+        "N requests cost one modprobe and one finit_module() with every caller getting the first "
+        "request's result.  Exit status 0 when the feature-on kernel converges.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cpus", type=int, default=8, help="vCPUs per guest (default 8: a few minutes under TCG)")
+    parser.add_argument("--variant", default="hardened", help="hardened (default) or as-posted")
+    parser.add_argument("--tree", type=Path, help="base kernel tree (default: Debian's linux-source-6.1)")
+    parser.add_argument("--runs", type=Path, help="where run folders go (default ~/.cache/kmod-dups/runs)")
+    parser.add_argument("--no-control", action="store_true", help="skip the control kernel")
+    parser.add_argument("--json", action="store_true", help="also print the report as JSON")
+    parser.set_defaults(func=cmd_run)

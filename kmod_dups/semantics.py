@@ -1,0 +1,317 @@
+"""The seed's documented semantics, each shown by a guest test.
+
+``render(paths, tests)`` writes one POSIX sh script (on top of
+``guest_storm.preamble``) that runs the chosen tests in one boot;
+``evaluate(output)`` reads what it printed (``guest_storm.parse_output``)
+and gives one ``Verdict`` per test.  The numbers behind each verdict are in
+its ``detail``, so a control kernel's run (feature off) shows why it fails.
+
+The tests, in the order they run (``dups_trace`` last: the WARN it turns on
+cannot be turned off):
+
+failing_dups
+    Concurrent request_module() calls for kmod_dups_fail, whose init fails
+    after a delay: one modprobe launch, every other caller reported as a
+    duplicate, and every caller gets the same error.
+nowait_first
+    One request_module_nowait() goes first, then concurrent
+    request_module() calls: the nowait request is no anchor, so the first
+    waiter runs modprobe itself (two launches) and the others wait on it.
+nowait_dup
+    One request_module() goes first, then concurrent
+    request_module_nowait() calls: they are duplicates, return 0 at once
+    (before the first request finished) and launch no modprobe.
+killed_waiter
+    A process that is waiting as a duplicate gets SIGKILL: it returns
+    (-ERESTARTSYS) before the first request finished, promptly.
+dups_trace
+    module.enable_dups_trace (0644, bool_enable_only): duplicates are
+    reported with pr_warn() while it is N, with WARN() and a stack trace
+    once 1 is written at run time, and writing 0 afterwards fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from kmod_dups import guest_storm
+from kmod_dups.guest_storm import FAIL, TARGET, GuestOutput, GuestPaths, Storm, StormRun
+
+# -ERESTARTSYS: what a killed duplicate waiter gets from
+# wait_for_completion_state(..., TASK_KILLABLE).
+ERESTARTSYS = 512
+# modprobe's exit status 1 as call_usermodehelper_exec() reports it.
+MODPROBE_FAILED = 256
+
+KILL_DELAY_MS = 8000
+
+
+@dataclass(frozen=True)
+class Verdict:
+    test: str
+    passed: bool
+    detail: str
+    expected: str
+
+
+@dataclass(frozen=True)
+class SemanticTest:
+    name: str
+    shell: Callable[[], list[str]]
+    evaluate: Callable[[GuestOutput], Verdict]
+
+
+# ---------------------------------------------------------------- storms
+
+FAILING = Storm(id="failing_dups", name=FAIL, mode="wait", min_threads=4, options="init_delay_ms=2000")
+NOWAIT_FIRST = Storm(id="nowait_first", name=TARGET, mode="wait", lead="nowait", lead_delay_ms=10000,
+                     min_threads=4, options="init_delay_ms=2000")
+NOWAIT_DUP = Storm(id="nowait_dup", name=TARGET, mode="nowait", lead="wait", lead_delay_ms=500,
+                   min_threads=4, options="init_delay_ms=2000")
+TRACE_THREADS = 3
+
+
+def _storm_shell(storm: Storm) -> Callable[[], list[str]]:
+    return lambda: guest_storm.storm_lines(storm)
+
+
+def _missing(test: str, expected: str, what: str) -> Verdict:
+    return Verdict(test, False, f"no result: {what} missing from the guest output", expected)
+
+
+def _storm_basics(run: StormRun) -> str | None:
+    """Why a storm's numbers cannot be judged, or None."""
+    if run.rc != 0:
+        return f"the write to go failed (exit status {run.rc})"
+    if run.summary is None or run.summary.interrupted:
+        return "the storm was interrupted"
+    if run.launches is None or run.dups is None:
+        return "no kernel counts"
+    if not run.marked:
+        return "the kernel log lost the start marker (log buffer too small?)"
+    return None
+
+
+def _rets(results: Sequence[guest_storm.CallResult]) -> str:
+    counts: dict[int, int] = {}
+    for r in results:
+        counts[r.ret] = counts.get(r.ret, 0) + 1
+    return ", ".join(f"{ret}: {n}" for ret, n in sorted(counts.items())) or "none"
+
+
+def _judge(test: str, expected: str, checks: list[tuple[bool, str]], seen: str) -> Verdict:
+    failed = [why for ok, why in checks if not ok]
+    detail = seen if not failed else f"{seen}; not as documented: {'; '.join(failed)}"
+    return Verdict(test, not failed, detail, expected)
+
+
+def evaluate_failing(out: GuestOutput) -> Verdict:
+    test, expected = "failing_dups", ("one modprobe launch; every duplicate reported and given the "
+                                      "first request's error")
+    run = out.storms.get(FAILING.id)
+    if run is None:
+        return _missing(test, expected, "the storm")
+    bad = _storm_basics(run)
+    if bad:
+        return Verdict(test, False, bad, expected)
+    n = len(run.results)
+    seen = (f"{n} request_module() callers; returns {{{_rets(run.results)}}}; "
+            f"{run.launches} modprobe launch(es); {run.dups} duplicate(s) reported")
+    first = run.results[0].ret if run.results else None
+    return _judge(test, expected, [
+        (n >= 2, "fewer than 2 callers"),
+        (run.rets == {first}, "callers got different return values"),
+        (first not in (None, 0), "the request did not fail"),
+        (run.launches == 1, f"{run.launches} modprobe launches, expected 1"),
+        (run.dups == n - 1, f"{run.dups} duplicates reported, expected {n - 1}"),
+    ], seen)
+
+
+def evaluate_nowait_first(out: GuestOutput) -> Verdict:
+    test, expected = "nowait_first", ("the nowait request is no anchor: the first waiter runs "
+                                      "modprobe itself (2 launches), the other waiters wait on it")
+    run = out.storms.get(NOWAIT_FIRST.id)
+    if run is None:
+        return _missing(test, expected, "the storm")
+    bad = _storm_basics(run)
+    if bad:
+        return Verdict(test, False, bad, expected)
+    lead, rest = run.by_role("lead"), run.by_role("rest")
+    if len(lead) != 1 or not rest:
+        return Verdict(test, False, f"{len(lead)} lead and {len(rest)} other callers", expected)
+    seen = (f"nowait lead returned {lead[0].ret} after {lead[0].latency_us} us; {len(rest)} "
+            f"request_module() callers started after it, returns {{{_rets(rest)}}}; "
+            f"{run.launches} modprobe launch(es); {run.dups} duplicate(s) reported")
+    return _judge(test, expected, [
+        (not lead[0].wait and all(r.wait for r in rest), "wrong kinds of request"),
+        (min(r.start_us for r in rest) >= lead[0].end_us, "the waiters started before the lead returned"),
+        (lead[0].ret == 0, "the nowait request failed"),
+        (run.rets == {0}, "a waiter did not get 0"),
+        (run.launches == 2, f"{run.launches} modprobe launches, expected 2"),
+        (run.dups == len(rest) - 1, f"{run.dups} duplicates reported, expected {len(rest) - 1}"),
+    ], seen)
+
+
+def evaluate_nowait_dup(out: GuestOutput) -> Verdict:
+    test, expected = "nowait_dup", ("duplicate request_module_nowait() calls return 0 at once, "
+                                    "before the first request finished, and launch nothing")
+    run = out.storms.get(NOWAIT_DUP.id)
+    if run is None:
+        return _missing(test, expected, "the storm")
+    bad = _storm_basics(run)
+    if bad:
+        return Verdict(test, False, bad, expected)
+    lead, rest = run.by_role("lead"), run.by_role("rest")
+    if len(lead) != 1 or not rest:
+        return Verdict(test, False, f"{len(lead)} lead and {len(rest)} other callers", expected)
+    slowest = max(r.latency_us for r in rest)
+    seen = (f"request_module() lead took {lead[0].latency_us} us, returned {lead[0].ret}; "
+            f"{len(rest)} nowait duplicates returned {{{_rets(rest)}}} within {slowest} us; "
+            f"{run.launches} modprobe launch(es); {run.dups} duplicate(s) reported")
+    return _judge(test, expected, [
+        (lead[0].wait and not any(r.wait for r in rest), "wrong kinds of request"),
+        (min(r.start_us for r in rest) < lead[0].end_us, "the nowait callers started after the lead ended"),
+        (all(r.end_us < lead[0].end_us for r in rest), "a nowait duplicate returned after the first request"),
+        (run.rets == {0}, "a call did not return 0"),
+        (run.launches == 1, f"{run.launches} modprobe launches, expected 1"),
+        (run.dups == len(rest), f"{run.dups} duplicates reported, expected {len(rest)}"),
+    ], seen)
+
+
+def killed_waiter_shell() -> list[str]:
+    """Two writers of ``call``: an anchor whose modprobe takes KILL_DELAY_MS,
+    and a duplicate waiter that gets SIGKILL a second later."""
+    return [f"""kds_killed_waiter() {{
+	kds_unload {TARGET}
+	kds_options {TARGET} "init_delay_ms={KILL_DELAY_MS}"
+	kds_from=$(kds_lines "$KDS_LOG")
+	kds_mark "$1"
+	(echo "wait {TARGET}" > "$KDS_DIR/call") &
+	kds_anchor=$!
+	sleep 1
+	(echo "wait {TARGET}" > "$KDS_DIR/call") &
+	kds_waiter=$!
+	sleep 1
+	kds_t0=$(kds_ms)
+	kill -9 "$kds_waiter"
+	wait "$kds_waiter"
+	kds_t1=$(kds_ms)
+	wait "$kds_anchor"
+	kds_t2=$(kds_ms)
+	kds_settle
+	kds "killed id=$1 anchor=$kds_anchor waiter=$kds_waiter kill_to_exit_ms=$((kds_t1 - kds_t0)) kill_to_anchor_ms=$((kds_t2 - kds_t0))"
+	grep -v '^#' "$KDS_DIR/call" | sed "s/^/KDS call id=$1 /"
+	kds_kernel "$1" {TARGET} "$kds_from"
+	kds_unload {TARGET}
+}}""", "kds_killed_waiter killed_waiter"]
+
+
+def evaluate_killed(out: GuestOutput) -> Verdict:
+    test, expected = "killed_waiter", ("a duplicate waiter that gets SIGKILL returns at once "
+                                       "(-ERESTARTSYS), before the first request finished")
+    rec = out.record("killed", "killed_waiter")
+    kernel = out.kernel.get("killed_waiter")
+    if not rec or kernel is None:
+        return _missing(test, expected, "the killed-waiter record")
+    calls = {c.pid: c for c in out.calls.get("killed_waiter", [])}
+    anchor, waiter = calls.get(int(rec["anchor"])), calls.get(int(rec["waiter"]))
+    if anchor is None or waiter is None:
+        return Verdict(test, False, "the call log lacks the anchor's or the waiter's request", expected)
+    seen = (f"killed waiter returned {waiter.ret} after {waiter.latency_us} us "
+            f"({rec['kill_to_exit_ms']} ms from SIGKILL to exit), the first request returned "
+            f"{anchor.ret} after {anchor.latency_us} us ({rec['kill_to_anchor_ms']} ms after the kill); "
+            f"{kernel['launches']} modprobe launch(es); {kernel['dups']} duplicate(s) reported")
+    return _judge(test, expected, [
+        (waiter.killed, "the waiter saw no fatal signal"),
+        (waiter.ret == -ERESTARTSYS, f"the waiter got {waiter.ret}, expected -{ERESTARTSYS}"),
+        (waiter.seq < anchor.seq, "the waiter returned after the first request"),
+        (anchor.ret == 0, f"the first request got {anchor.ret}"),
+        (kernel["launches"] == "1", f"{kernel['launches']} modprobe launches, expected 1"),
+        (kernel["dups"] == "1", f"{kernel['dups']} duplicates reported, expected 1"),
+    ], seen)
+
+
+def dups_trace_shell() -> list[str]:
+    opts = "init_delay_ms=1500"
+    storm = f"{TARGET} wait {TRACE_THREADS} {TRACE_THREADS} 1 none 500 {opts}"
+    return [f"""kds_dups_trace() {{
+	if [ ! -e "$KDS_PARAM" ]; then
+		kds "trace id=$1 present=0"
+		return
+	fi
+	kds_perm=$(stat -c %a "$KDS_PARAM")
+	kds_before=$(cat "$KDS_PARAM")
+	kds_storm "$1.before" {storm}
+	echo 1 > "$KDS_PARAM"
+	kds_rc_on=$?
+	kds_on=$(cat "$KDS_PARAM")
+	kds_storm "$1.on" {storm}
+	echo 0 > "$KDS_PARAM"
+	kds_rc_off=$?
+	kds_off=$(cat "$KDS_PARAM")
+	kds "trace id=$1 present=1 perm=$kds_perm before=$kds_before rc_on=$kds_rc_on on=$kds_on rc_off=$kds_rc_off off=$kds_off"
+}}""", "kds_dups_trace dups_trace"]
+
+
+def evaluate_trace(out: GuestOutput) -> Verdict:
+    test, expected = "dups_trace", ("enable_dups_trace is 0644; N: pr_warn only; writing 1 at run "
+                                    "time: WARN with a stack trace; it cannot be switched back off")
+    rec = out.record("trace", "dups_trace")
+    if not rec:
+        return _missing(test, expected, "the trace record")
+    if rec.get("present") != "1":
+        return Verdict(test, False, "module.enable_dups_trace does not exist (feature off)", expected)
+    before, on = out.storms.get("dups_trace.before"), out.storms.get("dups_trace.on")
+    if before is None or on is None:
+        return _missing(test, expected, "a trace storm")
+    for run in (before, on):
+        bad = _storm_basics(run)
+        if bad:
+            return Verdict(test, False, f"storm {run.id}: {bad}", expected)
+    seen = (f"mode {rec['perm']}; booted {rec['before']}: {before.dups} duplicate(s), {before.warns} "
+            f"WARN(s); wrote 1 (exit {rec['rc_on']}) -> {rec['on']}: {on.dups} duplicate(s), "
+            f"{on.warns} WARN(s); wrote 0 (exit {rec['rc_off']}) -> {rec['off']}")
+    booted_on = rec["before"] == "Y"
+    return _judge(test, expected, [
+        (rec["perm"] == "644", f"mode {rec['perm']}, expected 644"),
+        (before.dups >= 1 and on.dups >= 1, "a storm produced no duplicate"),
+        (before.warns == (before.dups if booted_on else 0),
+         "WARN use before the write does not match the boot value"),
+        (rec["rc_on"] == "0" and rec["on"] == "Y", "writing 1 did not switch it on"),
+        (on.warns == on.dups, "not every duplicate was a WARN after writing 1"),
+        (rec["rc_off"] != "0" and rec["off"] == "Y", "writing 0 switched it off"),
+    ], seen)
+
+
+TESTS: dict[str, SemanticTest] = {
+    t.name: t for t in (
+        SemanticTest("failing_dups", _storm_shell(FAILING), evaluate_failing),
+        SemanticTest("nowait_first", _storm_shell(NOWAIT_FIRST), evaluate_nowait_first),
+        SemanticTest("nowait_dup", _storm_shell(NOWAIT_DUP), evaluate_nowait_dup),
+        SemanticTest("killed_waiter", killed_waiter_shell, evaluate_killed),
+        SemanticTest("dups_trace", dups_trace_shell, evaluate_trace),
+    )
+}
+
+
+def render(paths: GuestPaths, tests: Sequence[str] | None = None) -> str:
+    """One guest script running *tests* (default: all) in the fixed order."""
+    names = list(TESTS) if tests is None else list(tests)
+    unknown = [n for n in names if n not in TESTS]
+    if unknown:
+        raise ValueError(f"unknown semantic test(s): {', '.join(unknown)}; known: {', '.join(TESTS)}")
+    body = ["kds_setup"]
+    for name in TESTS:  # the fixed order, dups_trace last
+        if name in names:
+            body += TESTS[name].shell()
+    body += [f"kds_unload {TARGET}", f"kds_unload {FAIL}", "kds_teardown"]
+    return guest_storm.preamble(paths) + "\n" + "\n".join(body) + "\n"
+
+
+def evaluate(out: GuestOutput, tests: Sequence[str] | None = None) -> list[Verdict]:
+    names = list(TESTS) if tests is None else list(tests)
+    if out.fatal is not None:
+        why = " ".join(f"{k}={v}" for k, v in out.fatal.items())
+        return [Verdict(n, False, f"the guest script stopped: {why}", "") for n in names]
+    return [TESTS[n].evaluate(out) for n in names]
