@@ -18,6 +18,9 @@ gone.  The run folder keeps:
 vng-command.txt        the vng command, shell-quoted
 qemu-command.txt       QEMU's real command line (read from /proc)
 console.log            the console stream (kernel, markers, vng)
+console-times.log      the same lines, each with the host's seconds since
+                       start: where boot time goes, as the guest's own
+                       clock runs slow under TCG until it switches to tsc
 output.log             CMD's output (stdout and stderr)
 guest/                 shared with the guest: run.sh, guest-up,
                        exit-code, dmesg.txt
@@ -85,6 +88,10 @@ class RunFolder:
     @property
     def console(self) -> Path:
         return self.path / "console.log"
+
+    @property
+    def console_times(self) -> Path:
+        return self.path / "console-times.log"
 
     @property
     def output(self) -> Path:
@@ -309,7 +316,9 @@ def run(
     selector.register(proc.stderr, selectors.EVENT_READ, "con")
     open_streams = 2
     try:
-        with open(folder.console, "wb") as console_log, open(folder.output, "wb") as output_log:
+        with open(folder.console, "wb") as console_log, \
+                open(folder.console_times, "w", encoding="utf-8") as times_log, \
+                open(folder.output, "wb") as output_log:
             while open_streams or proc.poll() is None:
                 now = time.monotonic()
                 if now - start > timeout:
@@ -362,6 +371,7 @@ def run(
                     *lines, console_tail = console_tail.split(b"\n")
                     for raw in lines:
                         line = raw.decode("utf-8", "replace").rstrip("\r")
+                        times_log.write(f"{last_output - start:9.3f} {line}\n")
                         if line.strip():
                             last_console_line = consolemod.strip_prefix(line)
                         if not saw_kernel and "Linux version" in line:
@@ -379,6 +389,7 @@ def run(
                             timings["command"] = round(last_output - start - timings["guest_up"], 3)
                         if KVM_FAILURE.search(line):
                             kvm_error = True
+                    times_log.flush()
                     if kvm_error:
                         break
                 if kvm_error:
