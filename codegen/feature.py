@@ -120,9 +120,10 @@ def kmod_c(tree: BaseTree, variant: str) -> str:
     return text
 
 
-def patches(tree: BaseTree, variant: str) -> list[Patch]:
+def patches(tree: BaseTree, variant: str, linger_ms: int | None = None) -> list[Patch]:
     """The series' patches in order, each with the full text of the files
-    it changes (after the patches before it)."""
+    it changes (after the patches before it).  *linger_ms*: a test build's
+    shorter as-posted linger (see ``render.render_dups_c``)."""
     check_variant(variant)
     context = dict(tree=tree, variant=variant)
     core = Patch(
@@ -130,7 +131,7 @@ def patches(tree: BaseTree, variant: str) -> list[Patch]:
         subject="module: add debugging auto-load duplicate module support",
         message=render("commit.dups.j2", **context),
         files={
-            basetree.DUPS_C: render_dups_c(variant, tree.apis),
+            basetree.DUPS_C: render_dups_c(variant, tree.apis, linger_ms),
             basetree.MODULE_KCONFIG: module_kconfig(tree),
             basetree.MODULE_MAKEFILE: module_makefile(tree),
             basetree.INTERNAL_H: internal_h(tree),

@@ -45,10 +45,42 @@ def check_variant(variant: str) -> str:
     return variant
 
 
-def render_dups_c(variant: str = DEFAULT_VARIANT, apis: KernelApis = KernelApis()) -> str:
-    """kernel/module/dups.c for one variant."""
+# The as-posted variant keeps a completed entry this long before deleting it.
+POSTED_DELETE_DELAY = "60 * HZ"
+# Test builds may shorten it, but not beyond this.
+MAX_LINGER_MS = 60_000
+
+
+def check_linger(variant: str, linger_ms: int | None) -> int | None:
+    """A test build's linger (``--test-linger-ms``): as-posted only, since the
+    hardened variant deletes an entry as soon as its first request is done."""
+    from kmod_dups.errors import UserError
+
+    if linger_ms is None:
+        return None
+    if variant != "as-posted":
+        raise UserError(f"a test linger applies to the as-posted variant only (the {variant} variant "
+                        "keeps no completed entry); drop --test-linger-ms or use --variant as-posted")
+    if not 0 <= linger_ms <= MAX_LINGER_MS:
+        raise UserError(f"test linger {linger_ms} ms: give 0 to {MAX_LINGER_MS} ms")
+    return linger_ms
+
+
+def delete_delay(linger_ms: int | None) -> str:
+    """The C expression for the as-posted delete delay: the posted 60 * HZ,
+    or a test build's shorter linger."""
+    return POSTED_DELETE_DELAY if linger_ms is None else f"msecs_to_jiffies({linger_ms})"
+
+
+def render_dups_c(variant: str = DEFAULT_VARIANT, apis: KernelApis = KernelApis(),
+                  linger_ms: int | None = None) -> str:
+    """kernel/module/dups.c for one variant.  *linger_ms* is for test builds
+    only: how long the as-posted variant keeps a completed entry (default:
+    the posted 60 s, and the output is then exactly the posted code)."""
     check_variant(variant)
+    check_linger(variant, linger_ms)
     return render(
         f"dups.c.{variant}.j2",
         has_wait_for_completion_state=apis.has_wait_for_completion_state,
+        delete_delay=delete_delay(linger_ms),
     )

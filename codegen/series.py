@@ -136,15 +136,16 @@ def describe(tree: basetree.BaseTree) -> str:
 
 def write_series(tree: Path, out: Path, variant: str = DEFAULT_VARIANT,
                  signoff: str | None = None, force: bool = False,
-                 run_checkpatch: bool = True) -> list[Path]:
+                 run_checkpatch: bool = True, linger_ms: int | None = None) -> list[Path]:
     """Write the series for ``tree`` into ``out``; return the patch files
-    in order, cover letter first."""
+    in order, cover letter first.  *linger_ms* is for test builds only
+    (``render.render_dups_c``)."""
     check_variant(variant)
     base = basetree.probe(Path(tree))
     out = Path(out)
     check_output_dir(out, force)
     who = identity(signoff)
-    patches = feature.patches(base, variant)
+    patches = feature.patches(base, variant, linger_ms)
 
     staging = make_staging(out)
     try:

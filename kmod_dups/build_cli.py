@@ -19,6 +19,8 @@ examples:
         the seed's code as posted, warnings as WARN() with a stack
   kmod-dups build --config boot dups debug --jobs 2
         a debug kernel (KASAN, lockdep, debug objects, failslab)
+  kmod-dups build --config boot dups debug --variant as-posted --test-linger-ms 2000
+        a test build of the posted code whose completed entries linger 2 s, not 60 s
   kmod-dups build --tree ~/linux --config boot dups --config-only
         only make and check the .config for another tree (never modified:
         the series is applied in a work tree cloned from it)
@@ -68,6 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="stop after making and checking the .config")
     p.add_argument("--name", help="build folder name under the cache (default: <configs>-<variant>)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress, only errors")
+    p.add_argument("--test-linger-ms", type=int, metavar="MS", dest="linger_ms",
+                   help="TEST BUILDS ONLY, as-posted variant: delete a completed entry after MS "
+                   "milliseconds instead of the posted 60 s, so its races can be shown in a guest "
+                   "(default build folder ...-as-posted-lingerMSms)")
     p.set_defaults(func=main)
 
 
@@ -76,6 +82,7 @@ def main(args: argparse.Namespace) -> int:
         configs=args.config, tree=args.tree, builddir=args.builddir, variant=args.variant,
         jobs=args.jobs, cc=args.cc, ccache=args.ccache, series=args.series, in_place=args.in_place,
         start=args.start_config, config_only=args.config_only, name=args.name, quiet=args.quiet,
+        linger_ms=args.linger_ms,
     )
     try:
         record = pipeline.run(req)

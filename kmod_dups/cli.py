@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = [
     "kmod_dups.trace_cli",
     "kmod_dups.run_cli",
     "kmod_dups.rig_cli",
+    "kmod_dups.stress_cli",
 ]
 
 EPILOG = """\

@@ -343,6 +343,7 @@ class CallResult:
     latency_us: int
     start_us: int = 0  # after the round's first release
     role: str = "rest"  # "lead" or "rest"
+    injected: bool = False  # made with fail-nth armed, and the fault was injected
 
     @property
     def wait(self) -> bool:
@@ -376,6 +377,8 @@ class StormSummary:
     ret_other: int = 0
     min_latency_us: int | None = None
     max_latency_us: int | None = None
+    inject: int = 0  # every Nth call made with fail-nth armed (0: none)
+    injected: int = 0  # calls whose armed fault was injected
 
 
 @dataclass(frozen=True)
@@ -449,16 +452,18 @@ def parse_results(text: str) -> list[CallResult]:
         if not line or line.startswith("#"):
             continue
         f = line.split()
-        if len(f) not in (5, 7) or f[2] not in ("wait", "nowait"):
+        if len(f) not in (5, 7, 8) or f[2] not in ("wait", "nowait") or (len(f) == 8 and f[7] not in ("0", "1")):
             raise ValueError(f"not a results line: {line!r}")
-        extra = {"start_us": _int(f[5]), "role": f[6]} if len(f) == 7 else {}
+        extra: dict[str, object] = {"start_us": _int(f[5]), "role": f[6]} if len(f) >= 7 else {}
+        if len(f) == 8:
+            extra["injected"] = f[7] == "1"
         out.append(CallResult(cpu=_int(f[0]), round=_int(f[1]), mode=f[2], ret=_int(f[3]),
                               latency_us=_int(f[4]), **extra))
     return out
 
 
 _SUMMARY_INTS = ("lead_delay_ms", "rounds", "threads", "online_cpus", "calls", "wait_calls",
-                 "nowait_calls", "ret_other", "min_latency_us", "max_latency_us")
+                 "nowait_calls", "ret_other", "min_latency_us", "max_latency_us", "inject", "injected")
 
 
 def parse_summary(text: str) -> StormSummary | None:

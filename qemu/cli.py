@@ -26,7 +26,9 @@ folder: the QEMU command, console.log, output.log, result.json.
 
 Fast-boot defaults are built in: vmlinux booted directly through PVH,
 single-threaded TCG, tsc=reliable, a preset lpj=, and above 255 vCPUs x2APIC
-with an emulated intel-iommu doing interrupt remapping.
+with an emulated intel-iommu doing interrupt remapping.  Under TCG on a
+2-core host, boot to CMD took about 5 s at 8 vCPUs, 11 s at 64, 30 s at 128
+and 9-10 minutes at 448; the default --timeout allows for that.
 """
 
 EPILOG = """\
@@ -158,7 +160,7 @@ def main(args: argparse.Namespace) -> int:
         memory_mb=memory,
         accel=accel,  # type: ignore[arg-type]
         guest_script=folder.script,
-        rw_dirs=(folder.guest, folder.scratch),
+        rw_dirs=(folder.scratch,),
         cmdline=tuple(args.append),
         qemu_extra=tuple(args.qemu_arg),
         lpj=limits.preset_lpj(config, limits.host_tsc_khz()),

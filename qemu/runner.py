@@ -22,10 +22,10 @@ console-times.log      the same lines, each with the host's seconds since
                        start: where boot time goes, as the guest's own
                        clock runs slow under TCG until it switches to tsc
 output.log             CMD's output (stdout and stderr)
-guest/                 shared with the guest: run.sh, guest-up,
-                       exit-code, dmesg.txt
 scratch/               shared read-write with the guest for results
                        ($KMOD_DUPS_SCRATCH in CMD)
+scratch/.kmod-dups/    the harness's part of it: run.sh, guest-up,
+                       exit-code, dmesg.txt
 result.json            the result, timings, CPUs online, findings
 =====================  =================================================
 """
@@ -70,12 +70,13 @@ class RunFolder:
     path: Path
 
     @property
-    def guest(self) -> Path:
-        return self.path / "guest"
-
-    @property
     def scratch(self) -> Path:
         return self.path / "scratch"
+
+    @property
+    def guest(self) -> Path:
+        # Inside scratch: one shared folder (one 9p device and mount) for both.
+        return self.scratch / ".kmod-dups"
 
     @property
     def script(self) -> Path:
@@ -103,8 +104,8 @@ class RunFolder:
 
     def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=False)
-        self.guest.mkdir()
         self.scratch.mkdir()
+        self.guest.mkdir()
 
 
 def new_run_folder(base: Path, cpus: int) -> RunFolder:
@@ -289,8 +290,9 @@ def run(
     (folder.path / "vng-command.txt").write_text(shlex.join(cmd) + "\n", encoding="utf-8")
     env = dict(os.environ)
     # vng starts virtme-run by name through a shell: it must be on PATH.
-    vng_dir = str(Path(spec.vng).parent)
-    env["PATH"] = vng_dir + os.pathsep + env.get("PATH", "")
+    vng_dir = os.path.dirname(spec.vng)
+    if vng_dir:
+        env["PATH"] = vng_dir + os.pathsep + env.get("PATH", "")
 
     timings: dict[str, float | None] = {
         "qemu_started": None, "guest_up": None, "guest_uptime_at_up": None,
@@ -344,7 +346,9 @@ def run(
                     # A line still being written (SMP bring-up prints "#1 #2 ..."
                     # with pr_cont) says more than the last complete one.
                     partial = console_tail.decode("utf-8", "replace").strip()
-                    latest = ("..." + partial[-80:]) if partial else last_console_line[:100]
+                    latest = partial or last_console_line
+                    if len(latest) > 100:
+                        latest = "..." + latest[-97:]
                     say(f"{phase}: {now - start:.0f} s; console: {latest}")
                 if not open_streams:
                     time.sleep(0.1)
@@ -424,15 +428,15 @@ def run(
         expected_warnings=len(report.expected), qemu_gone=qemu_gone, message=message,
         run_dir=str(folder.path),
     )
-    data = outcome.as_dict()
-    data["vng_returncode"] = proc.returncode
-    data["qemu_pid"] = qemu_pid
-    data["spec"] = {
+    record = outcome.as_dict()
+    record["vng_returncode"] = proc.returncode
+    record["qemu_pid"] = qemu_pid
+    record["spec"] = {
         "kernel": str(spec.kernel), "build_dir": str(spec.build_dir), "cpus": spec.cpus,
         "memory_mb": spec.memory_mb, "accel": spec.accel, "lpj": spec.lpj,
-        "x2apic": spec.x2apic, "cmdline": list(spec.cmdline),
+        "x2apic": spec.x2apic, "cmdline": list(spec.cmdline), "qemu_extra": list(spec.qemu_extra),
     }
-    _write_json(folder.result, data)
+    _write_json(folder.result, record)
     if interrupted:
         raise KeyboardInterrupt
     return outcome

@@ -45,3 +45,39 @@ def git_am(tree: Path, patches: list[Path]) -> subprocess.CompletedProcess[str]:
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+_BUILDS: dict[tuple[tuple[str, ...], str], Path] = {}
+
+
+def kernel_build(configs: list[str], variant: str = "hardened") -> Path:
+    """The build folder of a configuration, built (or brought up to date,
+    which costs seconds with ccache and an existing build) once per test
+    session through `kmod-dups build`'s pipeline, in the default build
+    folders that `kmod-dups run` uses too."""
+    from kmod_dups.build import pipeline
+
+    key = (tuple(configs), variant)
+    if key not in _BUILDS:
+        record = pipeline.run(pipeline.Request(configs=list(configs), variant=variant, quiet=True))
+        _BUILDS[key] = Path(record["builddir"])
+    return _BUILDS[key]
+
+
+@pytest.fixture(scope="session")
+def default_build() -> Path:
+    """The feature-on kernel of the main job (boot + bcc + test_kmod + dups);
+    KMOD_DUPS_BUILD names another build folder to use instead."""
+    override = os.environ.get("KMOD_DUPS_BUILD")
+    if override:
+        return Path(override)
+    from kmod_dups.run import FEATURE_CONFIGS
+
+    return kernel_build(FEATURE_CONFIGS)
+
+
+@pytest.fixture(scope="session")
+def control_build() -> Path:
+    from kmod_dups.run import CONTROL_CONFIGS
+
+    return kernel_build(CONTROL_CONFIGS)

@@ -48,7 +48,7 @@ def test_tcg_small_guest():
     assert "--disable-microvm" in cmd and "--force-9p" in cmd and "--verbose" in cmd
     assert opt_values(cmd, "--exec") == ["sh /r/guest/run.sh"]
     assert opt_values(cmd, "--rwdir") == ["/r/guest", "/r/scratch"]
-    assert opt_values(cmd, "--append") == ["tsc=reliable", "lpj=8000000"]
+    assert opt_values(cmd, "--append") == ["tsc=reliable", "rcupdate.rcu_cpu_stall_suppress_at_boot=1", "lpj=8000000"]
     opts = qemu_opts(cmd)
     # PVH: our -kernel comes after vng's bzImage, and QEMU keeps the last.
     assert opts[:2] == ["-kernel", "/b/vmlinux"]
@@ -61,6 +61,8 @@ def test_tcg_small_guest():
 def test_kvm_guest_is_q35_without_tcg_options():
     cmd = vng_command(make(accel="kvm"))
     assert "--disable-kvm" not in cmd
+    # Boot-time RCU stalls are only suppressed for TCG's emulation artefacts.
+    assert not any("rcu_cpu_stall" in v for v in opt_values(cmd, "--append"))
     opts = qemu_opts(cmd)
     assert "-accel" not in opts  # would clash with vng's -machine accel=kvm:tcg
     assert opts[opts.index("-machine") + 1] == "q35"
@@ -94,7 +96,8 @@ def test_user_cmdline_and_devices_come_after_defaults():
     spec = make(cmdline=("module.enable_dups_trace=1", "foo=a b"), devices=("virtio-rng-pci",),
                 lpj=None)
     args = kernel_args(spec)
-    assert args == ["tsc=reliable", "module.enable_dups_trace=1", "foo=a b"]
+    assert args == ["tsc=reliable", "rcupdate.rcu_cpu_stall_suppress_at_boot=1",
+                    "module.enable_dups_trace=1", "foo=a b"]
     cmd = vng_command(spec)
     # vng shlex-splits each --append value: a value with a space stays one argument.
     assert [shlex.split(v) for v in opt_values(cmd, "--append")][-1] == ["foo=a b"]
@@ -144,3 +147,18 @@ def test_guest_script_really_runs(tmp_path):
     assert (state / "exit-code").read_text() == "7\n"
     uptime, online = (state / "guest-up").read_text().split()
     assert float(uptime) > 0 and online
+
+
+@pytest.mark.parametrize("cpus,extra", [
+    (8, []),
+    (128, []),
+    (129, ["watchdog_thresh=20", "rcupdate.rcu_cpu_stall_timeout=42"]),
+    (448, ["watchdog_thresh=40", "rcupdate.rcu_cpu_stall_timeout=84"]),
+    (1000, ["watchdog_thresh=60", "rcupdate.rcu_cpu_stall_timeout=168"]),
+])
+def test_failure_detectors_scale_with_tcg_vcpus(cpus, extra):
+    args = kernel_args(make(cpus=cpus, lpj=None))
+    scaled = [a for a in args if a.startswith(("watchdog_thresh=", "rcupdate.rcu_cpu_stall_timeout="))]
+    assert scaled == extra
+    assert not [a for a in kernel_args(make(cpus=cpus, accel="kvm", lpj=None))
+                if a.startswith("watchdog_thresh=")]

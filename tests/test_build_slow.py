@@ -1,7 +1,8 @@
 """Real builds of Debian's 6.1 with the series: the default configuration
 and the control, the ELF checks on both, the Kconfig behaviour of the two
-options, the dropped-option check, an incremental rebuild after a change
-to the generated dups.c, a failing build and an interrupted one.
+options, the dropped-option check, and, in a cache of their own, an
+interrupted build that resumes, an incremental rebuild after a change to
+the generated dups.c and a failing build.
 
 The builds use the default build folders, so with ccache and an existing
 build a rerun costs seconds; the first run costs a cold build (~8 min on
@@ -33,9 +34,10 @@ ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
 
 
-def kmod_dups(*args: str, timeout: int = 3600) -> subprocess.CompletedProcess[str]:
+def kmod_dups(*args: str, env: dict[str, str] | None = None, timeout: int = 3600) \
+        -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kmod_dups.cli", *args], capture_output=True,
-                          text=True, cwd=REPO, timeout=timeout)
+                          text=True, cwd=REPO, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def build(configs: list[str], *extra: str) -> dict:
@@ -151,9 +153,10 @@ def test_olddefconfig_drops_what_its_dependencies_refuse(tmp_path: Path, default
                                                          dropped: str, unmet: str) -> None:
     frag = tmp_path / "case.config"
     frag.write_text(text)
-    proc = kmod_dups("build", "--config", "test_kmod", str(frag), "--config-only", "-O", str(tmp_path / "b"))
+    proc = kmod_dups("build", "-q", "--config", str(frag), "--config-only", "-O", str(tmp_path / "b"))
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("kmod-dups: error: ")
     assert f"CONFIG_{dropped}=y (case.config:" in line
     this = line.split(f"CONFIG_{dropped}=y (case.config:", 1)[1].split(";")[0]
     assert "came out as not set" in this and unmet in this
@@ -169,55 +172,87 @@ def test_option_this_kernel_lacks(tmp_path: Path, default_build: dict) -> None:
     assert "CONFIG_MODULE_DEBUG_AUTOLOAD_DUP (typo.config:1): no such option in Linux 6.1" in proc.stderr
 
 
-def test_incremental_rebuild_after_a_dups_c_change(tmp_path: Path, default_build: dict,
-                                                   control_build: dict) -> None:
-    base = Path(default_build["base"])
-    series = series_with_edit(base, tmp_path, lambda t: t.replace(
-        "#include <linux/module.h>\n", "#include <linux/module.h>\n/* edited */\n", 1), "module: edit dups.c")
-    try:
-        edited = build(DEFAULT, "--series", str(series))
-        assert set(edited["compiled"]) - RELINK == {"kernel/module/dups.o"}, edited["compiled"]
-        assert edited["elfcheck"]["ok"]
-        # the control does not compile dups.c at all: nothing to recompile
-        assert build(CONTROL, "--series", str(series))["compiled"] == []
-    finally:
-        back = build(DEFAULT)
-    assert set(back["compiled"]) - RELINK == {"kernel/module/dups.o"}, back["compiled"]
-    assert back["head"] == default_build["head"]
-
-
-def test_failing_and_interrupted_builds(tmp_path: Path, default_build: dict) -> None:
-    """In a build folder of its own: an interrupted build (SIGINT) stops
-    with 130 and resumes to a good kernel; then a compile error in dups.c
-    is shown with its location and the log."""
-    builddir = tmp_path / "b"
-    cmd = [sys.executable, "-m", "kmod_dups.cli", "build", "--config", *DEFAULT, "-O", str(builddir)]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 600
+@pytest.fixture(scope="module")
+def private(tmp_path_factory: pytest.TempPathFactory, default_build: dict) -> dict:
+    """A cache of its own (work tree, kconfig scratch) and a build folder in
+    it, so that the tests below can switch the series without touching the
+    work tree other builds share.  The build is made the hard way: started,
+    interrupted with SIGINT once it compiles, then resumed."""
+    cache = tmp_path_factory.mktemp("cache")
+    env = {"KMOD_DUPS_CACHE": str(cache)}
+    builddir = cache / "build"
+    args = ["build", "--tree", default_build["base"], "--config", *DEFAULT, "-O", str(builddir)]
+    proc = subprocess.Popen([sys.executable, "-m", "kmod_dups.cli", *args], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env})
+    deadline = time.monotonic() + 900
     while not list(builddir.glob("kernel/*.o")):
         assert proc.poll() is None and time.monotonic() < deadline, "the build never got going"
-        time.sleep(1)
+        time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err
-    assert "interrupted; run the same command again to resume" in err
-    assert json.loads((builddir / "build.json").read_text())["status"] == "interrupted"
-    resumed = kmod_dups("build", "--config", *DEFAULT, "-O", str(builddir))
+    interrupted = {"returncode": proc.returncode, "stderr": err,
+                   "record": json.loads((builddir / "build.json").read_text()),
+                   "objects": {p: p.stat().st_mtime for p in builddir.rglob("*.o")}}
+    resumed = kmod_dups(*args, env=env)
+    return {"env": env, "builddir": builddir, "base": Path(default_build["base"]), "args": args,
+            "interrupted": interrupted, "resumed": resumed}
+
+
+def private_build(private: dict, *extra: str) -> subprocess.CompletedProcess[str]:
+    return kmod_dups(*private["args"], *extra, env=private["env"])
+
+
+def test_interrupted_build_resumes(private: dict) -> None:
+    stopped = private["interrupted"]
+    assert stopped["returncode"] == 130, stopped["stderr"][-2000:]
+    assert stopped["stderr"].strip().splitlines()[-1] == \
+        "kmod-dups: build interrupted; run the same command again to resume"
+    assert stopped["record"]["status"] == "interrupted"
+    resumed = private["resumed"]
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    builddir = private["builddir"]
     record = json.loads((builddir / "build.json").read_text())
     assert record["status"] == "ok" and record["elfcheck"]["ok"]
+    # the rerun continued where the first stopped: what was finished before
+    # the interrupt was not compiled again (make deleted the half-written)
+    assert stopped["objects"]
+    relink = {builddir / rel for rel in RELINK}
+    redone = [str(p) for p, mtime in stopped["objects"].items()
+              if p not in relink and p.exists() and p.stat().st_mtime != mtime]
+    assert redone == []
 
-    base = Path(default_build["base"])
-    series = series_with_edit(base, tmp_path / "broken", lambda t: t.replace(
+
+def test_incremental_rebuild_after_a_dups_c_change(tmp_path: Path, private: dict) -> None:
+    series = series_with_edit(private["base"], tmp_path, lambda t: t.replace(
+        "#include <linux/module.h>\n", "#include <linux/module.h>\n/* edited */\n", 1), "module: edit dups.c")
+    builddir = private["builddir"]
+    try:
+        proc = private_build(private, "--series", str(series))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "work tree: updated" in proc.stderr and "(changed: kernel/module/dups.c)" in proc.stderr
+        edited = json.loads((builddir / "build.json").read_text())
+        assert set(edited["compiled"]) - RELINK == {"kernel/module/dups.o"}, edited["compiled"]
+        assert edited["elfcheck"]["ok"]
+    finally:
+        back = private_build(private)
+    assert back.returncode == 0, back.stderr[-2000:]
+    record = json.loads((builddir / "build.json").read_text())
+    assert set(record["compiled"]) - RELINK == {"kernel/module/dups.o"}, record["compiled"]
+
+
+def test_failing_build_shows_the_first_compiler_error(tmp_path: Path, private: dict) -> None:
+    series = series_with_edit(private["base"], tmp_path, lambda t: t.replace(
         "#include <linux/module.h>\n", "#include <linux/module.h>\nint broken = undeclared_thing;\n", 1),
         "module: break dups.c")
+    builddir = private["builddir"]
     try:
-        failed = kmod_dups("build", "--config", *DEFAULT, "-O", str(builddir), "--series", str(series))
+        failed = private_build(private, "--series", str(series))
         assert failed.returncode == 2
         line = failed.stderr.strip().splitlines()[-1]
         assert line.startswith("kmod-dups: error: build failed: ")
         assert "kernel/module/dups.c:" in line and "undeclared_thing" in line and "error:" in line
-        assert f"(full log: {builddir / 'build.log'})" in line
+        assert line.endswith(f"(full log: {builddir / 'build.log'})")
+        assert json.loads((builddir / "build.json").read_text())["status"] == "failed"
     finally:
-        restored = kmod_dups("build", "--config", *DEFAULT, "-O", str(builddir))
-        assert restored.returncode == 0, restored.stderr[-2000:]
+        restored = private_build(private)
+    assert restored.returncode == 0, restored.stderr[-2000:]

@@ -21,12 +21,19 @@
  *                  this many milliseconds, whichever comes first
  *   rounds         rounds per run
  *   threads        callers; 0 means one per online CPU
+ *   inject         N > 0: every Nth call of a run (counted over rounds and
+ *                  callers, from the first) is made with the caller's
+ *                  fail-nth set to 1, so the first fault-injection point
+ *                  it reaches fails (failslab: the first slab allocation
+ *                  of the request); 0 (default): none.  Needs
+ *                  CONFIG_FAULT_INJECTION.
  *   go             write 1: run the storm; the write returns when every
  *                  caller has finished.  Killable: a fatal signal stops
  *                  the run after the calls in flight return.
  *   results        the last run, one line per call:
- *                  cpu round mode ret latency_us start_us role
- *                  start_us is counted from the round's first release.
+ *                  cpu round mode ret latency_us start_us role injected
+ *                  start_us is counted from the round's first release;
+ *                  injected is 1 when an injected fault was consumed.
  *   summary        the last run: its settings, calls, calls per return
  *                  value, min and max latency, whether it was interrupted
  *   call           write "[wait|nowait] NAME": request NAME from the
@@ -102,6 +109,7 @@ struct storm_config {
 	unsigned int lead_delay_ms;
 	unsigned int rounds;
 	unsigned int threads;
+	unsigned int inject;
 };
 
 /* Protects storm_cfg; held only to copy it. */
@@ -125,6 +133,7 @@ static DEFINE_MUTEX(storm_run_lock);
  * @wait: request_module() if true, request_module_nowait() if false
  * @lead: made by the lead caller
  * @done: the call returned (false for calls an interrupted run never made)
+ * @injected: the call was made with fail-nth set and a fault was injected
  * @ret: the return value of the call
  * @start_ns: when the call started, after the round's first release
  * @latency_ns: how long the call took
@@ -135,6 +144,7 @@ struct storm_record {
 	bool wait;
 	bool lead;
 	bool done;
+	bool injected;
 	int ret;
 	u64 start_ns;
 	u64 latency_ns;
@@ -285,19 +295,50 @@ static bool storm_mode_waits(unsigned int mode, unsigned int cpu)
 	}
 }
 
+/*
+ * Make the first fault-injection point this task reaches fail, as a write
+ * of 1 to /proc/self/fail-nth does.  Nothing allocates between here and
+ * request_module()'s first allocation.
+ */
+static void storm_inject_arm(void)
+{
+#ifdef CONFIG_FAULT_INJECTION
+	WRITE_ONCE(current->fail_nth, 1);
+#endif
+}
+
+/* Disarm; true if the armed fault was injected (fail-nth counted down to 0). */
+static bool storm_inject_disarm(void)
+{
+#ifdef CONFIG_FAULT_INJECTION
+	bool injected = !READ_ONCE(current->fail_nth);
+
+	WRITE_ONCE(current->fail_nth, 0);
+	return injected;
+#else
+	return false;
+#endif
+}
+
 static void storm_call_one(struct storm_caller *caller, unsigned int round)
 {
 	struct storm_run *run = caller->run;
 	struct storm_result *res = run->res;
-	struct storm_record *rec = &res->records[round * res->nthreads + caller->index];
+	unsigned int index = round * res->nthreads + caller->index;
+	struct storm_record *rec = &res->records[index];
+	bool inject = res->cfg.inject && !(index % res->cfg.inject);
 	ktime_t start, end;
 
 	rec->cpu = raw_smp_processor_id();
 	start = ktime_get();
+	if (inject)
+		storm_inject_arm();
 	if (caller->wait)
 		rec->ret = request_module("%s", res->cfg.name);
 	else
 		rec->ret = request_module_nowait("%s", res->cfg.name);
+	if (inject)
+		rec->injected = storm_inject_disarm();
 	end = ktime_get();
 
 	rec->round = round;
@@ -728,6 +769,12 @@ static const struct storm_number storm_threads_number = {
 	.max = STORM_MAX_THREADS,
 };
 
+static const struct storm_number storm_inject_number = {
+	.val = &storm_cfg.inject,
+	.min = 0,
+	.max = STORM_MAX_RECORDS,
+};
+
 static const struct storm_number storm_lead_delay_number = {
 	.val = &storm_cfg.lead_delay_ms,
 	.min = 0,
@@ -762,6 +809,9 @@ static ssize_t storm_number_write(struct file *file, const char __user *ubuf,
 		return err;
 	if (val < number->min || val > number->max)
 		return -ERANGE;
+	if (number == &storm_inject_number && val &&
+	    !IS_ENABLED(CONFIG_FAULT_INJECTION))
+		return -EOPNOTSUPP;
 
 	mutex_lock(&storm_cfg_lock);
 	*number->val = val;
@@ -807,17 +857,17 @@ static int storm_results_show(struct seq_file *m, void *v)
 	const struct storm_record *rec = v;
 
 	if (v == SEQ_START_TOKEN) {
-		seq_puts(m, "# cpu round mode ret latency_us start_us role\n");
+		seq_puts(m, "# cpu round mode ret latency_us start_us role injected\n");
 		return 0;
 	}
 	if (!rec->done)
 		return 0;
 
-	seq_printf(m, "%u %u %s %d %llu %llu %s\n", rec->cpu, rec->round,
+	seq_printf(m, "%u %u %s %d %llu %llu %s %d\n", rec->cpu, rec->round,
 		   rec->wait ? "wait" : "nowait", rec->ret,
 		   div_u64(rec->latency_ns, NSEC_PER_USEC),
 		   div_u64(rec->start_ns, NSEC_PER_USEC),
-		   rec->lead ? "lead" : "rest");
+		   rec->lead ? "lead" : "rest", rec->injected);
 
 	return 0;
 }
@@ -868,7 +918,7 @@ static int storm_summary_show(struct seq_file *m, void *v)
 {
 	struct storm_result *res = m->private;
 	struct storm_ret_count rets[STORM_MAX_RETS];
-	unsigned int nrets = 0, calls = 0, waits = 0, other = 0;
+	unsigned int nrets = 0, calls = 0, waits = 0, other = 0, injected = 0;
 	u64 min_ns = U64_MAX, max_ns = 0;
 	unsigned int i, j;
 
@@ -885,6 +935,8 @@ static int storm_summary_show(struct seq_file *m, void *v)
 		calls++;
 		if (rec->wait)
 			waits++;
+		if (rec->injected)
+			injected++;
 		min_ns = min(min_ns, rec->latency_ns);
 		max_ns = max(max_ns, rec->latency_ns);
 
@@ -913,6 +965,8 @@ static int storm_summary_show(struct seq_file *m, void *v)
 	seq_printf(m, "calls %u\n", calls);
 	seq_printf(m, "wait_calls %u\n", waits);
 	seq_printf(m, "nowait_calls %u\n", calls - waits);
+	seq_printf(m, "inject %u\n", res->cfg.inject);
+	seq_printf(m, "injected %u\n", injected);
 	for (j = 0; j < nrets; j++)
 		seq_printf(m, "ret %d %u\n", rets[j].ret, rets[j].count);
 	if (other)
@@ -1068,6 +1122,8 @@ static int __init kmod_dups_storm_init(void)
 			    (void *)&storm_rounds_number, &storm_number_fops);
 	debugfs_create_file("threads", 0600, storm_dir,
 			    (void *)&storm_threads_number, &storm_number_fops);
+	debugfs_create_file("inject", 0600, storm_dir,
+			    (void *)&storm_inject_number, &storm_number_fops);
 	debugfs_create_file("go", 0200, storm_dir, NULL, &storm_go_fops);
 	debugfs_create_file("results", 0400, storm_dir, NULL,
 			    &storm_results_fops);

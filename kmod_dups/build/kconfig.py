@@ -30,7 +30,7 @@ from kmod_dups.errors import UserError
 # objects for nothing the harness uses.
 DEFAULT_START = "tinyconfig"
 STARTS = ("tinyconfig", "allnoconfig", "defconfig")
-MAX_LISTED = 8
+MAX_LISTED = 12
 
 
 @dataclass

@@ -55,15 +55,23 @@ class Request:
     config_only: bool = False
     name: str | None = None
     quiet: bool = False
+    # Test builds only: the as-posted variant's linger, shortened from 60 s.
+    linger_ms: int | None = None
 
 
-def default_name(configs: list[str], variant: str) -> str:
+def flavour(variant: str, linger_ms: int | None = None) -> str:
+    """The variant, marked when a test build shortens the as-posted linger:
+    such a build gets its own work tree and build folder."""
+    return variant if linger_ms is None else f"{variant}-linger{linger_ms}ms"
+
+
+def default_name(configs: list[str], variant: str, linger_ms: int | None = None) -> str:
     names = [Path(c).name.removesuffix(fragments.SUFFIX) for c in configs]
-    return "+".join(names) + f"-{variant}"
+    return "+".join(names) + f"-{flavour(variant, linger_ms)}"
 
 
 def default_builddir(req: Request) -> Path:
-    return cache_dir() / "builds" / (req.name or default_name(req.configs, req.variant))
+    return cache_dir() / "builds" / (req.name or default_name(req.configs, req.variant, req.linger_ms))
 
 
 class Say:
@@ -113,11 +121,11 @@ def _git_identity() -> bool:
     return True
 
 
-def make_series(base: Path, variant: str, out: Path) -> list[Path]:
+def make_series(base: Path, variant: str, out: Path, linger_ms: int | None = None) -> list[Path]:
     from kmod_dups.codegen.series import write_series
 
     signoff = None if _git_identity() else FALLBACK_SIGNOFF
-    files = write_series(base, out, variant=variant, signoff=signoff, force=True)
+    files = write_series(base, out, variant=variant, signoff=signoff, force=True, linger_ms=linger_ms)
     return worktree.series_patches([Path(f) for f in files])
 
 
@@ -167,9 +175,12 @@ def kernel_release(builddir: Path) -> str:
 
 def run(req: Request) -> dict:
     say = Say(req.quiet)
-    from kmod_dups.codegen.render import check_variant
+    from kmod_dups.codegen.render import check_linger, check_variant
 
     check_variant(req.variant)
+    check_linger(req.variant, req.linger_ms)
+    if req.linger_ms is not None and req.series is not None:
+        raise UserError("--test-linger-ms renders the series itself; it cannot be combined with --series")
     if not req.configs:
         raise UserError("no config fragments given: pass --config NAME... "
                         f"({', '.join(fragments.available())})")
@@ -183,7 +194,7 @@ def run(req: Request) -> dict:
 
     base = base_tree(req.tree)
     builddir = (req.builddir or default_builddir(req)).expanduser().resolve()
-    name = req.name or default_name(req.configs, req.variant)
+    name = req.name or default_name(req.configs, req.variant, req.linger_ms)
     if builddir.exists() and not builddir.is_dir():
         raise UserError(f"-O {builddir} exists and is not a directory; choose another build folder")
     with build_lock(builddir):
@@ -192,7 +203,7 @@ def run(req: Request) -> dict:
             log.path.replace(builddir / (LOG + ".prev"))
         record: dict = {
             "name": name, "status": "running", "configs": req.configs,
-            "fragments": [str(p) for p in paths], "variant": req.variant,
+            "fragments": [str(p) for p in paths], "variant": req.variant, "linger_ms": req.linger_ms,
             "builddir": str(builddir), "log": str(log.path), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "timings": {},
         }
@@ -238,7 +249,7 @@ def _run(req: Request, say: Say, base: Path, paths: list[Path], cc: str, builddi
 
     timings = record["timings"]
     total = 3 if req.config_only else 5
-    say(f"kmod-dups build: {' '.join(req.configs)} ({req.variant}) in {builddir}")
+    say(f"kmod-dups build: {' '.join(req.configs)} ({flavour(req.variant, req.linger_ms)}) in {builddir}")
 
     # 1. the series
     t0 = time.monotonic()
@@ -249,7 +260,7 @@ def _run(req: Request, say: Say, base: Path, paths: list[Path], cc: str, builddi
         elif req.in_place and already:
             patches = []
         else:
-            patches = make_series(base, req.variant, Path(tmp) / "series")
+            patches = make_series(base, req.variant, Path(tmp) / "series", req.linger_ms)
         saved = builddir / "series"
         if patches:
             shutil.rmtree(saved, ignore_errors=True)
@@ -262,7 +273,7 @@ def _run(req: Request, say: Say, base: Path, paths: list[Path], cc: str, builddi
         if req.in_place:
             tree = worktree.in_place(base, patches, log)
         else:
-            tree = worktree.prepare(base, req.variant, patches, log)
+            tree = worktree.prepare(base, flavour(req.variant, req.linger_ms), patches, log)
     timings["worktree"] = round(time.monotonic() - t0, 1)
     src = tree.path
     version = basetree.kernel_version(src)
@@ -272,7 +283,7 @@ def _run(req: Request, say: Say, base: Path, paths: list[Path], cc: str, builddi
     detail = f" (changed: {', '.join(tree.touched)})" if tree.action == "updated" and tree.touched else ""
     say(f"[2/{total}] work tree: {tree.action} {src}{detail}")
 
-    lock = contextlib.nullcontext() if req.in_place else worktree.lock(worktree.root_for(base, req.variant),
+    lock = contextlib.nullcontext() if req.in_place else worktree.lock(worktree.root_for(base, flavour(req.variant, req.linger_ms)),
                                                                         shared=True)
     with lock:
         if not req.in_place and worktree.head(src) != tree.head:

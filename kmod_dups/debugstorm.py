@@ -1,0 +1,762 @@
+"""Debug-kernel storms: the scenarios ``kmod-dups stress`` runs in one guest,
+the POSIX sh that drives them, and the judgement of what they printed.
+
+Each scenario is a piece of guest script (on top of ``guest_storm.preamble``
+and the helpers below) and an ``evaluate`` that turns its ``KDS`` lines,
+and its part of the kernel console, into a ``Verdict``: were the results
+correct, and what figures did it produce.  The console reports (KASAN,
+lockdep, debug objects, refcount, WARN) of each scenario are found by the
+caller (``kmod_dups.stress``), which splits the console at the marker
+``kmod-dups scenario NAME`` every scenario writes to the kernel log first.
+
+The scenarios, each run on both variants (what "correct" means is the same;
+the as-posted variant is expected to get some of them wrong):
+
+mix          storms of request_module() and request_module_nowait() (wait on
+             even CPUs, nowait on odd ones) for a module with a short init
+             delay; the module is unloaded before each repetition.
+             Correct: every call returns 0, the module is live after each
+             storm, every round ran modprobe at least once.
+fail         request_module() storms for a module whose init fails: every
+             call returns modprobe's failure (256), every round ran modprobe.
+missing      mixed storms for a name no module has: waiters 256, nowait 0.
+crowd        more callers than CPUs (several per CPU), one slow load.
+failslab     mix and fail storms with every Nth call made with fail-nth
+             armed, so the dups allocation fails (the first slab allocation
+             of a request): no crash, correct results, every armed fault
+             injected, and the injected stacks are in dups.c.
+reload       request (module loads), rmmod, request again at once: the
+             module must be live again.  As posted, an entry lingers after
+             completion, so the second request gets the stale result and
+             nothing is loaded.
+nowait-race  a request_module_nowait() goes first, request_module() callers
+             right after, for a module whose init fails slowly.  Correct:
+             the waiters get modprobe's failure.  As posted, the nowait
+             request's exec result (0) completes them early.
+killed-first the first request's caller is killed (SIGKILL) while a storm of
+             duplicates waits on it.  Correct: the duplicates still get the
+             load's result (0).  As posted, they get the killed caller's
+             -ERESTARTSYS.
+late-waiter  one duplicate waiter is kept off its CPU (a SCHED_FIFO busy
+             loop on that CPU) from before the first request completes until
+             the linger has passed.  Correct: no report.  As posted, the
+             waiter wakes up on a freed entry (KASAN use-after-free).
+starve       a storm of hundreds of duplicates of a slow load, and meanwhile
+             one request for another module (kmod_dups_nonexistent) from a
+             process: its latency against the same request without a storm.
+             As posted, duplicates hold the 50 modprobe slots while they wait.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from kmod_dups import guest_storm
+from kmod_dups.guest_storm import FAIL, NONEXISTENT, TARGET, CallRecord, GuestOutput, GuestPaths, StormRun
+
+# What a request_module() caller gets when modprobe exits 1 (a failing init,
+# or no such module), as call_usermodehelper_exec() reports it.
+MODPROBE_FAILED = 256
+ERESTARTSYS = 512
+ETIME = 62
+MAX_KMOD_CONCURRENT = 50  # 6.1's modprobe slots
+POSTED_LINGER_MS = 60_000
+MAX_THREADS = 8192  # kmod_dups_storm's limit
+SCENARIO_MARK = "kmod-dups scenario "
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big the storms are.  Requests of the clean set at C CPUs are about
+    C * rounds * (2 * repeat + 2) + crowd * C * 2 + a few hundred."""
+
+    rounds: int = 25  # rounds per storm
+    repeat: int = 2  # unload-and-storm repetitions of mix and failslab
+    per_cpu: int = 1  # callers per CPU in the storms (threads = per_cpu * CPUs)
+    crowd: int = 4  # callers per CPU in the crowd storm
+    inject: int = 3  # failslab: every Nth call fails its dups allocation
+    races: int = 3  # repetitions of reload, nowait-race
+    starve_threads: int = 300
+    starve_delays_ms: tuple[int, ...] = (3000, 7000)
+
+    def __post_init__(self) -> None:
+        for name in ("rounds", "repeat", "per_cpu", "crowd", "inject", "races", "starve_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not self.starve_delays_ms or any(not 0 < d <= 60_000 for d in self.starve_delays_ms):
+            raise ValueError("starve delays: 1 to 60000 ms")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the scenarios need to know about the guest and the kernel."""
+
+    cpus: int
+    variant: str
+    linger_ms: int | None = None  # as-posted test build; None: the posted 60 s
+    sizes: Sizes = field(default_factory=Sizes)
+
+    @property
+    def linger(self) -> int:
+        """How long a completed entry lingers, in ms (0 for hardened)."""
+        if self.variant != "as-posted":
+            return 0
+        return POSTED_LINGER_MS if self.linger_ms is None else self.linger_ms
+
+    def threads(self, per_cpu: int | None = None) -> int:
+        return min(MAX_THREADS, self.cpus * (per_cpu or self.sizes.per_cpu))
+
+
+@dataclass
+class Verdict:
+    scenario: str
+    correct: bool
+    requests: int
+    max_threads: int
+    detail: str
+    problems: list[str] = field(default_factory=list)
+    figures: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    what: str
+    shell: Callable[[Context], list[str]]
+    evaluate: Callable[[GuestOutput, Context, str], Verdict]
+    min_cpus: int = 1
+    failslab: bool = False
+
+
+# ---------------------------------------------------------------- guest shell
+
+HELPERS = r"""
+# --- kmod-dups stress helpers (kmod_dups.debugstorm) ---
+KDX_FAILSLAB=/sys/kernel/debug/failslab
+
+# Only faults armed per task (fail-nth) fail: failslab's own probability
+# stays 0, and sleeping allocations (GFP_KERNEL, as dups.c's) are eligible.
+kdx_failslab() {
+	[ -d "$KDX_FAILSLAB" ] || kds_die "reason=no-failslab"
+	echo 0 > "$KDX_FAILSLAB/probability" || kds_die "reason=failslab-knob"
+	echo N > "$KDX_FAILSLAB/ignore-gfp-wait" || kds_die "reason=failslab-knob"
+	echo 2 > "$KDX_FAILSLAB/verbose"
+}
+
+# A scenario starts: the host splits the kernel console at this line.
+kdx_begin() {
+	echo "kmod-dups scenario $1" > /dev/kmsg
+	kds "scenario id=$1 cpus=$(nproc)"
+}
+
+kdx_last_seq() {
+	kdx_seq=$(grep -v '^#' "$KDS_DIR/call" | tail -n 1 | cut -d ' ' -f 1)
+	echo "${kdx_seq:-0}"
+}
+
+# The call log's entries after sequence number $2, as KDS call lines of id $1.
+kdx_calls() {
+	grep -v '^#' "$KDS_DIR/call" | awk -v from="$2" '$1 > from' | sed "s/^/KDS call id=$1 /"
+}
+
+# kdx_prep ID NAME OPTIONS: unload NAME, set its options, mark the log.
+kdx_prep() {
+	kds_unload "$2"
+	kds_options "$2" "$3"
+	kdx_opts=$(echo "$3" | tr ' ' +)
+	kdx_from=$(kds_lines "$KDS_LOG")
+	kds_mark "$1"
+}
+
+# kdx_launch ID NAME MODE THREADS ROUNDS LEAD LEAD_DELAY_MS INJECT: start a
+# storm in the background (kdx_done waits for it).
+kdx_launch() {
+	kds_set name "$2"
+	kds_set mode "$3"
+	kds_set threads "$4"
+	kds_set rounds "$5"
+	kds_set lead "$6"
+	kds_set lead_delay_ms "$7"
+	kds_set inject "$8"
+	kdx_args="name=$2 mode=$3 threads=$4 min_threads=1 rounds=$5 lead=$6 lead_delay_ms=$7 options=$kdx_opts"
+	kdx_t0=$(kds_ms)
+	(echo 1 > "$KDS_DIR/go") &
+	kdx_go=$!
+}
+
+# kdx_done ID NAME: wait for the storm and print it as kds_storm does.
+kdx_done() {
+	wait "$kdx_go"
+	kdx_rc=$?
+	kdx_t1=$(kds_ms)
+	kds_set inject 0
+	kds_settle
+	kds "storm id=$1 $kdx_args rc=$kdx_rc ms=$((kdx_t1 - kdx_t0))"
+	sed "s/^/KDS summary id=$1 /" "$KDS_DIR/summary"
+	grep -v '^#' "$KDS_DIR/results" | sed "s/^/KDS result id=$1 /"
+	kds_kernel "$1" "$2" "$kdx_from"
+	kds "module id=$1 name=$2 state=$(kds_state "$2")"
+}
+
+# kdx_storm ID NAME MODE THREADS ROUNDS LEAD LEAD_DELAY_MS OPTIONS INJECT
+kdx_storm() {
+	kdx_prep "$1" "$2" "$8"
+	kdx_launch "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$9"
+	kdx_done "$1" "$2"
+}
+
+# Wait up to 300 s for a condition (a shell command); 1 if it never held.
+kdx_until() {
+	kdx_n=0
+	until eval "$1"; do
+		if [ "$kdx_n" -ge 3000 ]; then
+			kds "warning id=- waited-for=$(echo "$1" | tr ' ' +)"
+			return 1
+		fi
+		sleep 0.1
+		kdx_n=$((kdx_n + 1))
+	done
+}
+
+# Duplicates of module $2 reported since mark $1.
+kdx_dups() {
+	kds_log_since "$1" | grep -c "duplicate request for module $2\$"
+}
+
+# modprobe launches for module $1 after line $2 of the modprobe log.
+kdx_launches() {
+	tail -n "+$(($2 + 1))" "$KDS_LOG" | grep -c -- "-q -- $1\$"
+}
+"""
+
+
+def _q(value: object) -> str:
+    return guest_storm._q(value)  # noqa: SLF001 - one quoting rule for all our scripts
+
+
+def _storm(run_id: str, name: str, mode: str, threads: int, rounds: int, *, lead: str = "none",
+           lead_delay_ms: int = 0, options: str = "", inject: int = 0) -> str:
+    args = [run_id, name, mode, threads, rounds, lead, lead_delay_ms, options, inject]
+    return "kdx_storm " + " ".join(_q(a) for a in args)
+
+
+def mix_shell(ctx: Context) -> list[str]:
+    s = ctx.sizes
+    return [_storm(f"mix.{i}", TARGET, "mix", ctx.threads(), s.rounds, options="init_delay_ms=200")
+            for i in range(1, s.repeat + 1)]
+
+
+def fail_shell(ctx: Context) -> list[str]:
+    return [_storm("fail", FAIL, "wait", ctx.threads(), ctx.sizes.rounds, options="init_delay_ms=100")]
+
+
+def missing_shell(ctx: Context) -> list[str]:
+    return [_storm("missing", NONEXISTENT, "mix", ctx.threads(), ctx.sizes.rounds)]
+
+
+def crowd_shell(ctx: Context) -> list[str]:
+    return [_storm("crowd", TARGET, "wait", ctx.threads(ctx.sizes.crowd), 2, options="init_delay_ms=1000")]
+
+
+def failslab_shell(ctx: Context) -> list[str]:
+    s = ctx.sizes
+    lines = ["kdx_failslab"]
+    lines += [_storm(f"failslab.mix.{i}", TARGET, "mix", ctx.threads(), s.rounds, options="init_delay_ms=200",
+                     inject=s.inject) for i in range(1, s.repeat + 1)]
+    lines.append(_storm("failslab.fail", FAIL, "wait", ctx.threads(), s.rounds, options="init_delay_ms=100",
+                        inject=s.inject))
+    return lines
+
+
+RELOAD = rf"""kdx_reload() {{
+	kdx_prep "$1" {TARGET} ""
+	kdx_s0=$(kdx_last_seq)
+	echo "wait {TARGET}" > "$KDS_DIR/call"
+	kdx_state1=$(kds_state {TARGET})
+	kdx_t0=$(kds_ms)
+	rmmod {TARGET}
+	kdx_rm=$?
+	echo "wait {TARGET}" > "$KDS_DIR/call"
+	kdx_t1=$(kds_ms)
+	kdx_state2=$(kds_state {TARGET})
+	kds_settle
+	kds "reload id=$1 first=$kdx_state1 rmmod=$kdx_rm gap_ms=$((kdx_t1 - kdx_t0)) second=$kdx_state2 settled=$(kds_state {TARGET}) launches=$(kdx_launches {TARGET} "$kdx_from")"
+	kdx_calls "$1" "$kdx_s0"
+}}"""
+
+
+def reload_shell(ctx: Context) -> list[str]:
+    return [RELOAD] + [f"kdx_reload reload.{i}" for i in range(1, ctx.sizes.races + 1)]
+
+
+def nowait_race_shell(ctx: Context) -> list[str]:
+    return [_storm(f"nowait-race.{i}", FAIL, "wait", ctx.threads(), 1, lead="nowait", lead_delay_ms=0,
+                   options=f"init_delay_ms={NOWAIT_RACE_DELAY_MS}")
+            for i in range(1, ctx.sizes.races + 1)]
+
+
+NOWAIT_RACE_DELAY_MS = 2000
+KILL_DELAY_MS = 3000
+
+KILLED_FIRST = rf"""kdx_killed_first() {{
+	kdx_prep "$1" {TARGET} "init_delay_ms={KILL_DELAY_MS}"
+	kdx_s0=$(kdx_last_seq)
+	(echo "wait {TARGET}" > "$KDS_DIR/call") &
+	kdx_first=$!
+	kdx_until '[ "$(kdx_launches {TARGET} "$kdx_from")" -ge 1 ]'
+	kdx_launch "$1" {TARGET} wait "$2" 1 none 0 0
+	kdx_id=$1
+	kdx_want=$3
+	kdx_until '[ "$(kdx_dups "$kdx_id" {TARGET})" -ge "$kdx_want" ]'
+	kill -9 "$kdx_first"
+	wait "$kdx_first"
+	kdx_done "$1" {TARGET}
+	kds "killed-first id=$1 first=$kdx_first"
+	kdx_calls "$1" "$kdx_s0"
+}}"""
+
+
+def killed_first_shell(ctx: Context) -> list[str]:
+    threads = ctx.threads()
+    # As posted, only the duplicates that got one of the 50 modprobe slots
+    # reach the dups check; the first request holds one slot.
+    dups = min(threads, MAX_KMOD_CONCURRENT - 10)
+    return [KILLED_FIRST, f"kdx_killed_first killed-first {threads} {dups}"]
+
+
+LATE_WAITER = rf"""kdx_late_waiter() {{
+	kdx_id=$1
+	kdx_want=$(($2 - 1))
+	kdx_hog_cpu=$(($2 - 1))
+	kdx_last=$(($(nproc) - 1))
+	kdx_others="0-$((kdx_hog_cpu - 1))"
+	if [ "$kdx_hog_cpu" -lt "$kdx_last" ]; then
+		kdx_others="$kdx_others,$((kdx_hog_cpu + 1))-$kdx_last"
+	fi
+	kdx_prep "$1" {TARGET} "init_delay_ms=$3"
+	taskset -p -c "$kdx_others" $$ > /dev/null || kds_die "reason=taskset"
+	kdx_launch "$1" {TARGET} wait "$2" 1 wait 300 0
+	kdx_until '[ "$(kdx_dups "$kdx_id" {TARGET})" -ge "$kdx_want" ]'
+	kdx_rt=$(cat /proc/sys/kernel/sched_rt_runtime_us)
+	echo -1 > /proc/sys/kernel/sched_rt_runtime_us
+	timeout -s KILL "$(($4 / 1000 + 120))" chrt -f 99 taskset -c "$kdx_hog_cpu" sh -c 'while :; do :; done' &
+	kdx_hog=$!
+	kdx_h0=$(kds_ms)
+	kdx_until '[ "$(kds_state {TARGET})" = live ]'
+	sleep "$(($4 / 1000 + 3))"
+	kill -TERM "$kdx_hog"
+	wait "$kdx_hog"
+	kdx_h1=$(kds_ms)
+	echo "$kdx_rt" > /proc/sys/kernel/sched_rt_runtime_us
+	taskset -p -c "0-$kdx_last" $$ > /dev/null
+	kdx_done "$1" {TARGET}
+	kds "late-waiter id=$1 hog_cpu=$kdx_hog_cpu hog_ms=$((kdx_h1 - kdx_h0)) linger_ms=$4"
+}}"""
+
+LATE_WAITER_INIT_MS = 2000
+
+
+def late_waiter_shell(ctx: Context) -> list[str]:
+    # The hog outlasts the linger (and the posted 60 s if need be), so the
+    # delayed delete runs while the waiter on the hog's CPU has not run yet.
+    # Callers 0 (the lead) to T-1 sit on CPUs 0 to T-1; the last one is kept
+    # off its CPU.  At most 40 callers: as posted, a duplicate past the 50
+    # modprobe slots would wait for a slot, not for the entry.
+    threads = min(ctx.cpus, MAX_KMOD_CONCURRENT - 10)
+    return [LATE_WAITER, f"kdx_late_waiter late-waiter {threads} {LATE_WAITER_INIT_MS} {max(ctx.linger, 1000)}"]
+
+
+STARVE = rf"""kdx_starve() {{
+	kds_unload {TARGET}
+	kdx_s0=$(kdx_last_seq)
+	kdx_b0=$(kds_ms)
+	echo "wait {NONEXISTENT}" > "$KDS_DIR/call"
+	kdx_b1=$(kds_ms)
+	kdx_prep "$1" {TARGET} "init_delay_ms=$3"
+	kdx_launch "$1" {TARGET} wait "$2" 1 none 0 0
+	kdx_id=$1
+	kdx_want=$4
+	kdx_until '[ "$(kdx_dups "$kdx_id" {TARGET})" -ge "$kdx_want" ]'
+	kdx_p0=$(kds_ms)
+	echo "wait {NONEXISTENT}" > "$KDS_DIR/call"
+	kdx_p1=$(kds_ms)
+	kdx_done "$1" {TARGET}
+	kds "starve id=$1 threads=$2 delay_ms=$3 baseline_ms=$((kdx_b1 - kdx_b0)) probe_ms=$((kdx_p1 - kdx_p0)) probe_at_ms=$((kdx_p0 - kdx_t0)) storm_ms=$((kdx_t1 - kdx_t0))"
+	kdx_calls "$1" "$kdx_s0"
+}}"""
+
+
+def starve_shell(ctx: Context) -> list[str]:
+    threads = min(MAX_THREADS, ctx.sizes.starve_threads)
+    dups = min(threads - 1, MAX_KMOD_CONCURRENT - 10)
+    return [STARVE] + [f"kdx_starve starve.{d} {threads} {d} {dups}" for d in ctx.sizes.starve_delays_ms]
+
+
+# ---------------------------------------------------------------- judging
+
+
+def _rets(results: Sequence[guest_storm.CallResult]) -> str:
+    counts: dict[int, int] = {}
+    for r in results:
+        counts[r.ret] = counts.get(r.ret, 0) + 1
+    return ", ".join(f"{ret}x{n}" for ret, n in sorted(counts.items())) or "none"
+
+
+def _basics(run: StormRun | None, run_id: str) -> list[str]:
+    """Why a storm cannot be judged at all."""
+    if run is None:
+        return [f"{run_id}: missing from the guest output"]
+    problems = []
+    if run.rc != 0:
+        problems.append(f"{run_id}: the write to go failed (exit status {run.rc})")
+    if run.summary is None:
+        problems.append(f"{run_id}: no summary")
+    else:
+        if run.summary.interrupted:
+            problems.append(f"{run_id}: interrupted")
+        if len(run.results) != run.summary.calls or run.summary.calls != run.summary.threads * run.rounds:
+            problems.append(f"{run_id}: {len(run.results)} results for {run.summary.threads} threads "
+                            f"x {run.rounds} rounds")
+    return problems
+
+
+def _expect_rets(run: StormRun, run_id: str, wait_ret: int, nowait_ret: int = 0) -> list[str]:
+    problems = []
+    bad_wait = [r for r in run.results if r.wait and r.ret != wait_ret]
+    bad_nowait = [r for r in run.results if not r.wait and r.ret != nowait_ret]
+    if bad_wait:
+        problems.append(f"{run_id}: {len(bad_wait)} request_module() calls got {{{_rets(bad_wait)}}}, "
+                        f"expected {wait_ret}")
+    if bad_nowait:
+        problems.append(f"{run_id}: {len(bad_nowait)} request_module_nowait() calls got "
+                        f"{{{_rets(bad_nowait)}}}, expected {nowait_ret}")
+    return problems
+
+
+def _every_round_ran_modprobe(run: StormRun, run_id: str) -> list[str]:
+    """Rounds run one after the other and an entry is gone once its first
+    request is done, so each round with a waiter launches modprobe."""
+    if run.launches is None or not any(r.wait for r in run.results):
+        return []
+    if run.launches < run.rounds:
+        return [f"{run_id}: {run.launches} modprobe launches for {run.rounds} rounds: a round got an "
+                "earlier round's result without running modprobe (stale entry)"]
+    return []
+
+
+def _threads(runs: Sequence[StormRun]) -> int:
+    return max((r.summary.threads for r in runs if r.summary), default=0)
+
+
+def _storms(out: GuestOutput, prefix: str) -> list[StormRun]:
+    return [run for run_id, run in out.storms.items() if run_id == prefix or run_id.startswith(prefix + ".")]
+
+
+def _verdict(name: str, runs: Sequence[StormRun], problems: list[str], detail: str,
+             calls: int = 0, **figures: object) -> Verdict:
+    requests = sum(len(r.results) for r in runs) + calls
+    return Verdict(name, not problems, requests, _threads(runs), detail, problems, dict(figures))
+
+
+def _storm_scenario(name: str, ids: Callable[[Context], list[str]], wait_ret: int, live: bool,
+                    ) -> Callable[[GuestOutput, Context, str], Verdict]:
+    def evaluate(out: GuestOutput, ctx: Context, console: str) -> Verdict:
+        problems: list[str] = []
+        runs = []
+        for run_id in ids(ctx):
+            run = out.storms.get(run_id)
+            basic = _basics(run, run_id)
+            problems += basic
+            if run is None or basic:
+                continue
+            runs.append(run)
+            problems += _expect_rets(run, run_id, wait_ret)
+            problems += _every_round_ran_modprobe(run, run_id)
+            if live and run.state != "live":
+                problems.append(f"{run_id}: every call returned 0 but {run.name} is {run.state} afterwards")
+        detail = "; ".join(f"{r.id}: {len(r.results)} calls {{{_rets(r.results)}}}, {r.launches} launches, "
+                           f"{r.ms} ms" for r in runs)
+        return _verdict(name, runs, problems, detail)
+    return evaluate
+
+
+def _ids(prefix: str, count: Callable[[Context], int]) -> Callable[[Context], list[str]]:
+    return lambda ctx: [f"{prefix}.{i}" for i in range(1, count(ctx) + 1)]
+
+
+FAULT_LINE = "FAULT_INJECTION: forcing a failure"
+DUPS_FUNCTION = "kmod_dup_request_exists_wait"
+
+
+def fault_stacks(console: str) -> tuple[int, int]:
+    """Injected-fault stack dumps in *console* (failslab verbose=2), and how
+    many of them show the allocation in dups.c's kmod_dup_request_exists_wait."""
+    lines = console.splitlines()
+    total = in_dups = 0
+    for index, line in enumerate(lines):
+        if FAULT_LINE not in line:
+            continue
+        stack = []
+        for follow in lines[index + 1:index + 60]:
+            if FAULT_LINE in follow:
+                break
+            stack.append(follow)
+            if "</TASK>" in follow:
+                break
+        if not any("Call Trace:" in s for s in stack):
+            continue  # ratelimited: the message without a stack
+        total += 1
+        # The frames up to the request are the allocator's; dups.c's
+        # function must be among them, before __request_module.
+        frames = [s for s in stack if re.search(r"\b\w+\+0x[0-9a-f]+/0x[0-9a-f]+", s)]
+        for frame in frames:
+            if DUPS_FUNCTION in frame:
+                in_dups += 1
+                break
+            if "__request_module" in frame:
+                break
+    return total, in_dups
+
+
+def evaluate_failslab(out: GuestOutput, ctx: Context, console: str) -> Verdict:
+    problems: list[str] = []
+    runs = []
+    armed = injected = 0
+    ids = [f"failslab.mix.{i}" for i in range(1, ctx.sizes.repeat + 1)] + ["failslab.fail"]
+    for run_id in ids:
+        run = out.storms.get(run_id)
+        basic = _basics(run, run_id)
+        problems += basic
+        if run is None or basic:
+            continue
+        runs.append(run)
+        assert run.summary is not None
+        is_fail = run.name == FAIL
+        problems += _expect_rets(run, run_id, MODPROBE_FAILED if is_fail else 0)
+        if not is_fail and run.state != "live":
+            problems.append(f"{run_id}: {run.name} is {run.state} after the storm")
+        want = -(-run.summary.calls // ctx.sizes.inject)
+        got = sum(1 for r in run.results if r.injected)
+        armed += want
+        injected += got
+        if run.summary.inject != ctx.sizes.inject or got != want:
+            problems.append(f"{run_id}: {got} faults injected of {want} armed")
+    stacks, in_dups = fault_stacks(console)
+    if injected and not stacks:
+        problems.append("no stack of an injected fault in the console (failslab verbose=2)")
+    if stacks != in_dups:
+        problems.append(f"{stacks - in_dups} of {stacks} injected-fault stacks are not in {DUPS_FUNCTION}")
+    detail = (f"{injected} of {armed} armed dups allocations failed; {in_dups}/{stacks} sampled stacks in "
+              f"{DUPS_FUNCTION}; " + "; ".join(f"{r.id}: {{{_rets(r.results)}}}" for r in runs))
+    return _verdict("failslab", runs, problems, detail, injected=injected, armed=armed,
+                    stacks=stacks, stacks_in_dups=in_dups)
+
+
+def _call_records(out: GuestOutput, run_id: str) -> list[CallRecord]:
+    return out.calls.get(run_id, [])
+
+
+def evaluate_reload(out: GuestOutput, ctx: Context, console: str) -> Verdict:
+    problems: list[str] = []
+    details = []
+    calls = 0
+    for i in range(1, ctx.sizes.races + 1):
+        run_id = f"reload.{i}"
+        rec = out.record("reload", run_id)
+        records = _call_records(out, run_id)
+        calls += len(records)
+        if not rec or len(records) != 2:
+            problems.append(f"{run_id}: missing from the guest output")
+            continue
+        first, second = records
+        details.append(f"{run_id}: {first.ret} ({rec['first']}), rmmod, {second.ret} after "
+                       f"{second.latency_us} us ({rec['second']}), gap {rec['gap_ms']} ms, "
+                       f"{rec['launches']} launches")
+        if first.ret != 0 or rec["first"] != "live":
+            problems.append(f"{run_id}: the first request got {first.ret}, module {rec['first']}")
+        if rec["rmmod"] != "0":
+            problems.append(f"{run_id}: rmmod failed")
+            continue
+        if second.ret != 0:
+            problems.append(f"{run_id}: the second request got {second.ret}")
+        elif rec["second"] != "live":
+            problems.append(f"{run_id}: the request after rmmod returned {second.ret} but the module is "
+                            f"{rec['second']} (stale result, {rec['launches']} modprobe launch(es) for 2 "
+                            f"requests, {rec['gap_ms']} ms apart)")
+    return _verdict("reload", [], problems, "; ".join(details), calls=calls)
+
+
+def evaluate_nowait_race(out: GuestOutput, ctx: Context, console: str) -> Verdict:
+    problems: list[str] = []
+    runs = []
+    details = []
+    early = 0
+    for i in range(1, ctx.sizes.races + 1):
+        run_id = f"nowait-race.{i}"
+        run = out.storms.get(run_id)
+        basic = _basics(run, run_id)
+        problems += basic
+        if run is None or basic:
+            continue
+        runs.append(run)
+        lead, rest = run.by_role("lead"), run.by_role("rest")
+        if len(lead) != 1 or lead[0].wait or not rest:
+            problems.append(f"{run_id}: {len(lead)} nowait lead and {len(rest)} waiters")
+            continue
+        wrong = [r for r in rest if r.ret != MODPROBE_FAILED]
+        quick = [r for r in wrong if r.latency_us < NOWAIT_RACE_DELAY_MS * 1000]
+        early += len(quick)
+        details.append(f"{run_id}: lead {lead[0].ret}; waiters {{{_rets(rest)}}}, fastest "
+                       f"{min(r.latency_us for r in rest) // 1000} ms (init fails after {NOWAIT_RACE_DELAY_MS} ms)")
+        if wrong:
+            problems.append(f"{run_id}: {len(wrong)} of {len(rest)} request_module() callers got "
+                            f"{{{_rets(wrong)}}} instead of {MODPROBE_FAILED}, {len(quick)} of them before the "
+                            "module's init could have failed (completed by the nowait request's exec result)")
+    return _verdict("nowait-race", runs, problems, "; ".join(details), early_completions=early)
+
+
+def evaluate_killed_first(out: GuestOutput, ctx: Context, console: str) -> Verdict:
+    run = out.storms.get("killed-first")
+    problems = _basics(run, "killed-first")
+    records = _call_records(out, "killed-first")
+    if run is None or problems:
+        return _verdict("killed-first", [], problems, "", calls=len(records))
+    first = records[0] if records else None
+    if first is None or not first.killed:
+        problems.append("the first request's caller was not killed in the kernel")
+    problems += _expect_rets(run, "killed-first", 0)
+    if run.state != "live":
+        problems.append(f"{run.name} is {run.state} after the storm")
+    detail = (f"first request killed: returned {first.ret if first else '?'}; {len(run.results)} duplicates "
+              f"got {{{_rets(run.results)}}}; {run.launches} modprobe launches")
+    return _verdict("killed-first", [run], problems, detail, calls=len(records))
+
+
+def evaluate_late_waiter(out: GuestOutput, ctx: Context, console: str) -> Verdict:
+    run = out.storms.get("late-waiter")
+    problems = _basics(run, "late-waiter")
+    rec = out.record("late-waiter", "late-waiter")
+    if run is None or problems or not rec:
+        return _verdict("late-waiter", [], problems or ["missing from the guest output"], "")
+    problems += _expect_rets(run, "late-waiter", 0)
+    slowest = max(run.results, key=lambda r: r.latency_us)
+    detail = (f"CPU {rec['hog_cpu']} hogged {rec['hog_ms']} ms (linger {rec['linger_ms']} ms); "
+              f"{len(run.results)} callers {{{_rets(run.results)}}}; the late waiter (CPU {slowest.cpu}) "
+              f"returned after {slowest.latency_us // 1000} ms")
+    return _verdict("late-waiter", [run], problems, detail, hog_ms=int(rec["hog_ms"]),
+                    late_waiter_ms=slowest.latency_us // 1000)
+
+
+def evaluate_starve(out: GuestOutput, ctx: Context, console: str) -> Verdict:
+    problems: list[str] = []
+    runs = []
+    details = []
+    calls = 0
+    points = []
+    for delay in ctx.sizes.starve_delays_ms:
+        run_id = f"starve.{delay}"
+        run = out.storms.get(run_id)
+        rec = out.record("starve", run_id)
+        records = _call_records(out, run_id)
+        calls += len(records)
+        basic = _basics(run, run_id)
+        problems += basic
+        if run is None or basic or not rec or len(records) != 2:
+            if not basic:
+                problems.append(f"{run_id}: missing from the guest output")
+            continue
+        runs.append(run)
+        baseline, probe = records
+        problems += _expect_rets(run, run_id, 0)
+        if probe.ret != MODPROBE_FAILED or baseline.ret != MODPROBE_FAILED:
+            problems.append(f"{run_id}: the request for {NONEXISTENT} got {probe.ret} under the storm "
+                            f"({baseline.ret} without), expected {MODPROBE_FAILED}")
+        etime = sum(1 for r in run.results if r.ret == -ETIME)
+        point = {"delay_ms": delay, "threads": run.summary.threads if run.summary else 0,
+                 "baseline_ms": baseline.latency_us // 1000, "probe_ms": probe.latency_us // 1000,
+                 "probe_ret": probe.ret, "probe_at_ms": int(rec["probe_at_ms"]),
+                 "storm_ms": int(rec["storm_ms"]), "storm_etime": etime}
+        points.append(point)
+        details.append(f"{run_id}: {point['threads']} duplicates of a {delay} ms load; {NONEXISTENT}: "
+                       f"{point['baseline_ms']} ms alone, {point['probe_ms']} ms under the storm "
+                       f"(ret {probe.ret}); storm {{{_rets(run.results)}}}")
+    return _verdict("starve", runs, problems, "; ".join(details), calls=calls, points=points)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s for s in (
+        Scenario("mix", "wait+nowait storms, module unloaded before each repetition", mix_shell,
+                 _storm_scenario("mix", _ids("mix", lambda c: c.sizes.repeat), 0, live=True)),
+        Scenario("fail", "storm for a module whose init fails", fail_shell,
+                 _storm_scenario("fail", lambda c: ["fail"], MODPROBE_FAILED, live=False)),
+        Scenario("missing", "wait+nowait storm for a name no module has", missing_shell,
+                 _storm_scenario("missing", lambda c: ["missing"], MODPROBE_FAILED, live=False)),
+        Scenario("crowd", "several callers per CPU, one slow load", crowd_shell,
+                 _storm_scenario("crowd", lambda c: ["crowd"], 0, live=True)),
+        Scenario("failslab", "dups allocation failed in every Nth call (fail-nth)", failslab_shell,
+                 evaluate_failslab, failslab=True),
+        Scenario("reload", "request, rmmod, request again at once", reload_shell, evaluate_reload),
+        Scenario("nowait-race", "nowait request first, waiters right after, failing init",
+                 nowait_race_shell, evaluate_nowait_race, min_cpus=2),
+        Scenario("killed-first", "first caller killed while duplicates wait", killed_first_shell,
+                 evaluate_killed_first),
+        Scenario("late-waiter", "a waiter kept off its CPU until the entry's linger passed",
+                 late_waiter_shell, evaluate_late_waiter, min_cpus=3),
+        Scenario("starve", "unrelated request under hundreds of duplicates", starve_shell, evaluate_starve),
+    )
+}
+DEFAULT_SCENARIOS = list(SCENARIOS)
+
+
+def check_scenarios(names: Sequence[str], cpus: int) -> list[str]:
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    small = [n for n in names if cpus < SCENARIOS[n].min_cpus]
+    if small:
+        raise ValueError(", ".join(f"{n} needs {SCENARIOS[n].min_cpus} vCPUs" for n in small)
+                         + f"; give --cpus {max(SCENARIOS[n].min_cpus for n in small)} or more")
+    # The fixed order of SCENARIOS: the disruptive ones (a hogged CPU) last.
+    return [n for n in SCENARIOS if n in names]
+
+
+def render(paths: GuestPaths, ctx: Context, names: Sequence[str]) -> str:
+    """One guest script running the scenarios *names* in the fixed order."""
+    names = check_scenarios(names, ctx.cpus)
+    body = ["kds_setup"]
+    for name in names:
+        body.append(f"kdx_begin {name}")
+        body += SCENARIOS[name].shell(ctx)
+    body.append("kdx_begin teardown")
+    body += [f"kds_unload {TARGET}", f"kds_unload {FAIL}", "kds_teardown"]
+    return guest_storm.preamble(paths) + HELPERS + "\n" + "\n".join(body) + "\n"
+
+
+def split_console(console: str) -> dict[str, str]:
+    """The console cut at the scenario markers: {"boot": before the first,
+    NAME: from its marker to the next}."""
+    sections: dict[str, list[str]] = {"boot": []}
+    current = "boot"
+    for line in console.splitlines():
+        at = line.find(SCENARIO_MARK)
+        if at >= 0:
+            current = line[at + len(SCENARIO_MARK):].strip()
+            sections.setdefault(current, [])
+        sections[current].append(line)
+    return {name: "\n".join(lines) + "\n" for name, lines in sections.items()}
+
+
+def evaluate(out: GuestOutput, ctx: Context, names: Sequence[str], consoles: dict[str, str]) -> list[Verdict]:
+    verdicts = []
+    for name in names:
+        if out.fatal is not None:
+            why = " ".join(f"{k}={v}" for k, v in out.fatal.items())
+            verdicts.append(Verdict(name, False, 0, 0, "", [f"the guest script stopped: {why}"]))
+            continue
+        if out.record("scenario", name) == {}:
+            verdicts.append(Verdict(name, False, 0, 0, "", ["did not run (the guest stopped before it)"]))
+            continue
+        verdicts.append(SCENARIOS[name].evaluate(out, ctx, consoles.get(name, "")))
+    return verdicts
