@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from kmod_dups.build import elfcheck, fragments, kconfig_lang, pipeline, worktree
+from kmod_dups.build import elfcheck, fragments, kconfig_lang, pipeline
+from kmod_dups.cache import cache_dir
 
 pytestmark = pytest.mark.slow
 
@@ -174,13 +175,15 @@ def test_option_this_kernel_lacks(tmp_path: Path, default_build: dict) -> None:
 
 @pytest.fixture(scope="module")
 def private(tmp_path_factory: pytest.TempPathFactory, default_build: dict) -> dict:
-    """A cache of its own (work tree, kconfig scratch) and a build folder in
-    it, so that the tests below can switch the series without touching the
-    work tree other builds share.  The build is made the hard way: started,
-    interrupted with SIGINT once it compiles, then resumed."""
-    cache = tmp_path_factory.mktemp("cache")
+    """A cache of its own (work tree, kconfig scratch), so that the tests
+    below can switch the series without touching the work tree other builds
+    share; it stays at the same place between runs so ccache (which hashes
+    the source paths) keeps reruns cheap.  The build folder is new on every
+    run, and made the hard way: started, interrupted with SIGINT once it
+    compiles, then resumed."""
+    cache = cache_dir() / "tests-private"
     env = {"KMOD_DUPS_CACHE": str(cache)}
-    builddir = cache / "build"
+    builddir = tmp_path_factory.mktemp("private") / "build"
     args = ["build", "--tree", default_build["base"], "--config", *DEFAULT, "-O", str(builddir)]
     proc = subprocess.Popen([sys.executable, "-m", "kmod_dups.cli", *args], cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env})
