@@ -24,8 +24,8 @@ crowd        more callers than CPUs (several per CPU), one slow load.
 failslab     mix and fail storms with every Nth call made with fail-nth
              armed, so the dups allocation fails (the first slab allocation
              of a request): no crash, correct results, every armed fault
-             injected, and the stacks of the first storm's faults (failslab
-             verbose=2) all in dups.c's kmod_dup_request_exists_wait.
+             injected, and the stacks of injected faults (failslab verbose=2,
+             ratelimited) all in dups.c's kmod_dup_request_exists_wait.
 reload       request (module loads), rmmod, request again at once: the
              module must be live again.  As posted, an entry lingers after
              completion, so the second request gets the stale result and
@@ -39,11 +39,12 @@ killed-first the first request's caller is killed (SIGKILL) while a storm of
              load's result (0).  As posted, they get the killed caller's
              -ERESTARTSYS.
 late-waiter  one duplicate waiter is kept off its CPU (a SCHED_FIFO busy
-             loop on that CPU) from before the first request completes until
-             the linger has passed.  Correct: no report.  As posted, the
+             loop on that CPU, isolated at boot so nothing else needs it)
+             from before the first request completes until the linger has
+             passed.  Correct: no report.  As posted, the
              waiter wakes up on a freed entry (KASAN use-after-free).
 starve       a storm of hundreds of duplicates of a slow load, and meanwhile
-             one request for another module (kmod_dups_nonexistent) from a
+             one request for another module (a name no module has) from a
              process: its latency against the same request without a storm.
              As posted, duplicates hold the 50 modprobe slots while they wait.
 """
@@ -66,6 +67,19 @@ MAX_KMOD_CONCURRENT = 50  # 6.1's modprobe slots
 POSTED_LINGER_MS = 60_000
 MAX_THREADS = 8192  # kmod_dups_storm's limit
 SCENARIO_MARK = "kmod-dups scenario "
+
+# The as-posted variant's defects a scenario can show, by the problems and
+# reports they cause (``defects_shown``).
+DEFECTS = {
+    "linger": "completed entries linger (60 s as posted): later requests get a stale result without "
+              "running modprobe, and after an unload nothing is loaded",
+    "announce": "any request for the name announces the result: a request_module_nowait()'s exec result "
+                "completes the waiters early",
+    "killed": "the first request's own error (killed: -ERESTARTSYS) is handed to every duplicate",
+    "slots": "duplicates hold the 50 modprobe slots while they wait: others wait for a slot, past 5 s "
+             "they get -ETIME",
+    "uaf": "waiters use the entry without holding a reference: use-after-free against the delayed delete",
+}
 
 
 @dataclass(frozen=True)
@@ -109,6 +123,14 @@ class Context:
     def threads(self, per_cpu: int | None = None) -> int:
         return min(MAX_THREADS, self.cpus * (per_cpu or self.sizes.per_cpu))
 
+    def fresh(self) -> list[str]:
+        """Shell that waits until no completed entry lingers from before, for
+        scenarios that need their first request to be a first (as posted,
+        an entry stays for the linger after its request completed)."""
+        if not self.linger:
+            return []
+        return [f"sleep {-(-self.linger // 1000) + 1}"]
+
 
 @dataclass
 class Verdict:
@@ -139,13 +161,16 @@ KDX_FAILSLAB=/sys/kernel/debug/failslab
 
 # Only faults armed per task (fail-nth) fail: failslab's own probability
 # stays 0, and sleeping allocations (GFP_KERNEL, as dups.c's) are eligible.
-# $1: failslab's verbosity, 2 dumps the stack of every injected fault (its
-# ratelimit is off), 0 is silent.
+# Each injected fault dumps its stack (verbose 2), at most 10 per 500
+# jiffies (5 s at the guest's HZ=100; 6.1 stores the "_ms" value as is):
+# a dump per fault would make the storm as slow as the serial console.
 kdx_failslab() {
 	[ -d "$KDX_FAILSLAB" ] || kds_die "reason=no-failslab"
 	echo 0 > "$KDX_FAILSLAB/probability" || kds_die "reason=failslab-knob"
 	echo N > "$KDX_FAILSLAB/ignore-gfp-wait" || kds_die "reason=failslab-knob"
-	echo "$1" > "$KDX_FAILSLAB/verbose" || kds_die "reason=failslab-knob"
+	echo 500 > "$KDX_FAILSLAB/verbose_ratelimit_interval_ms" || kds_die "reason=failslab-knob"
+	echo 10 > "$KDX_FAILSLAB/verbose_ratelimit_burst" || kds_die "reason=failslab-knob"
+	echo 2 > "$KDX_FAILSLAB/verbose" || kds_die "reason=failslab-knob"
 }
 
 # A scenario starts: the host splits the kernel console at this line.
@@ -265,13 +290,9 @@ def crowd_shell(ctx: Context) -> list[str]:
 
 def failslab_shell(ctx: Context) -> list[str]:
     s = ctx.sizes
-    lines = []
-    for i in range(1, s.repeat + 1):
-        # The stacks of the first storm's faults show where they hit; the
-        # rest run silent (a stack dump per fault costs time under TCG).
-        lines.append(f"kdx_failslab {2 if i == 1 else 0}")
-        lines.append(_storm(f"failslab.mix.{i}", TARGET, "mix", ctx.threads(), s.rounds,
-                            options="init_delay_ms=200", inject=s.inject))
+    lines = ["kdx_failslab"]
+    lines += [_storm(f"failslab.mix.{i}", TARGET, "mix", ctx.threads(), s.rounds, options="init_delay_ms=200",
+                     inject=s.inject) for i in range(1, s.repeat + 1)]
     lines.append(_storm("failslab.fail", FAIL, "wait", ctx.threads(), s.rounds, options="init_delay_ms=100",
                         inject=s.inject))
     return lines
@@ -295,16 +316,27 @@ RELOAD = rf"""kdx_reload() {{
 
 
 def reload_shell(ctx: Context) -> list[str]:
-    return [RELOAD] + [f"kdx_reload reload.{i}" for i in range(1, ctx.sizes.races + 1)]
+    lines = [RELOAD]
+    for i in range(1, ctx.sizes.races + 1):
+        lines += ctx.fresh() + [f"kdx_reload reload.{i}"]
+    return lines
 
 
 def nowait_race_shell(ctx: Context) -> list[str]:
-    return [_storm(f"nowait-race.{i}", FAIL, "wait", ctx.threads(), 1, lead="nowait", lead_delay_ms=0,
-                   options=f"init_delay_ms={NOWAIT_RACE_DELAY_MS}")
-            for i in range(1, ctx.sizes.races + 1)]
+    # The waiters are released NOWAIT_RACE_LEAD_MS after the nowait lead
+    # (or when it returned): late enough that the lead reached the dups
+    # check first, early enough to be there while modprobe is being exec'ed
+    # for the lead (tens of ms under TCG).
+    lines = []
+    for i in range(1, ctx.sizes.races + 1):
+        lines += ctx.fresh()
+        lines.append(_storm(f"nowait-race.{i}", FAIL, "wait", ctx.threads(), 1, lead="nowait",
+                            lead_delay_ms=NOWAIT_RACE_LEAD_MS, options=f"init_delay_ms={NOWAIT_RACE_DELAY_MS}"))
+    return lines
 
 
 NOWAIT_RACE_DELAY_MS = 2000
+NOWAIT_RACE_LEAD_MS = 20
 KILL_DELAY_MS = 3000
 
 KILLED_FIRST = rf"""kdx_killed_first() {{
@@ -330,7 +362,7 @@ def killed_first_shell(ctx: Context) -> list[str]:
     # As posted, only the duplicates that got one of the 50 modprobe slots
     # reach the dups check; the first request holds one slot.
     dups = min(threads, MAX_KMOD_CONCURRENT - 10)
-    return [KILLED_FIRST, f"kdx_killed_first killed-first {threads} {dups}"]
+    return [KILLED_FIRST] + ctx.fresh() + [f"kdx_killed_first killed-first {threads} {dups}"]
 
 
 LATE_WAITER = rf"""kdx_late_waiter() {{
@@ -365,21 +397,36 @@ LATE_WAITER = rf"""kdx_late_waiter() {{
 LATE_WAITER_INIT_MS = 2000
 
 
+def late_waiter_threads(ctx: Context) -> int:
+    """Callers 0 (the lead) to T-1 sit on CPUs 0 to T-1; the last one is kept
+    off its CPU.  At most 40 callers: as posted, a duplicate past the 50
+    modprobe slots would wait for a slot, not for the entry."""
+    return min(ctx.cpus, MAX_KMOD_CONCURRENT - 10)
+
+
 def late_waiter_shell(ctx: Context) -> list[str]:
     # The hog outlasts the linger (and the posted 60 s if need be), so the
     # delayed delete runs while the waiter on the hog's CPU has not run yet.
-    # Callers 0 (the lead) to T-1 sit on CPUs 0 to T-1; the last one is kept
-    # off its CPU.  At most 40 callers: as posted, a duplicate past the 50
-    # modprobe slots would wait for a slot, not for the entry.
-    threads = min(ctx.cpus, MAX_KMOD_CONCURRENT - 10)
-    return [LATE_WAITER, f"kdx_late_waiter late-waiter {threads} {LATE_WAITER_INIT_MS} {max(ctx.linger, 1000)}"]
+    threads = late_waiter_threads(ctx)
+    return [LATE_WAITER] + ctx.fresh() + [
+        f"kdx_late_waiter late-waiter {threads} {LATE_WAITER_INIT_MS} {max(ctx.linger, 1000)}"]
+
+
+def kernel_args(ctx: Context, names: Sequence[str]) -> list[str]:
+    """Boot arguments the scenarios need.  late-waiter: the hogged CPU is
+    isolated (isolcpus=), so that no other task (the modprobe that the
+    first request waits for, above all) is placed there and starved too;
+    only the storm caller bound to it, and per-CPU kernel threads, run there."""
+    if "late-waiter" in names:
+        return [f"isolcpus={late_waiter_threads(ctx) - 1}"]
+    return []
 
 
 STARVE = rf"""kdx_starve() {{
 	kds_unload {TARGET}
 	kdx_s0=$(kdx_last_seq)
 	kdx_b0=$(kds_ms)
-	echo "wait {NONEXISTENT}" > "$KDS_DIR/call"
+	echo "wait $5" > "$KDS_DIR/call"
 	kdx_b1=$(kds_ms)
 	kdx_prep "$1" {TARGET} "init_delay_ms=$3"
 	kdx_launch "$1" {TARGET} wait "$2" 1 none 0 0
@@ -387,7 +434,7 @@ STARVE = rf"""kdx_starve() {{
 	kdx_want=$4
 	kdx_until '[ "$(kdx_dups "$kdx_id" {TARGET})" -ge "$kdx_want" ]'
 	kdx_p0=$(kds_ms)
-	echo "wait {NONEXISTENT}" > "$KDS_DIR/call"
+	echo "wait $6" > "$KDS_DIR/call"
 	kdx_p1=$(kds_ms)
 	kdx_done "$1" {TARGET}
 	kds "starve id=$1 threads=$2 delay_ms=$3 baseline_ms=$((kdx_b1 - kdx_b0)) probe_ms=$((kdx_p1 - kdx_p0)) probe_at_ms=$((kdx_p0 - kdx_t0)) storm_ms=$((kdx_t1 - kdx_t0))"
@@ -398,7 +445,18 @@ STARVE = rf"""kdx_starve() {{
 def starve_shell(ctx: Context) -> list[str]:
     threads = min(MAX_THREADS, ctx.sizes.starve_threads)
     dups = min(threads - 1, MAX_KMOD_CONCURRENT - 10)
-    return [STARVE] + [f"kdx_starve starve.{d} {threads} {d} {dups}" for d in ctx.sizes.starve_delays_ms]
+    lines = [STARVE]
+    for delay in ctx.sizes.starve_delays_ms:
+        # Two names no module has, one for the request alone and one for
+        # the request under the storm: as posted, the second request for a
+        # name within the linger would get the first one's stale result.
+        base, probe = starve_names(delay)
+        lines += ctx.fresh() + [f"kdx_starve starve.{delay} {threads} {delay} {dups} {base} {probe}"]
+    return lines
+
+
+def starve_names(delay: int) -> tuple[str, str]:
+    return f"{NONEXISTENT}_{delay}a", f"{NONEXISTENT}_{delay}b"
 
 
 # ---------------------------------------------------------------- judging
@@ -544,7 +602,7 @@ def evaluate_failslab(out: GuestOutput, ctx: Context, console: str) -> Verdict:
             problems.append(f"{run_id}: {got} faults injected of {want} armed")
     stacks, in_dups = fault_stacks(console)
     if injected and not stacks:
-        problems.append("no stack of an injected fault in the console (failslab verbose=2 in the first storm)")
+        problems.append("no stack of an injected fault in the console (failslab verbose=2)")
     if stacks != in_dups:
         problems.append(f"{stacks - in_dups} of {stacks} injected-fault stacks are not in {DUPS_FUNCTION}")
     detail = (f"{injected} of {armed} armed dups allocations failed; {in_dups}/{stacks} sampled stacks in "
@@ -630,7 +688,7 @@ def evaluate_killed_first(out: GuestOutput, ctx: Context, console: str) -> Verdi
         problems.append(f"{run.name} is {run.state} after the storm")
     detail = (f"first request killed: returned {first.ret if first else '?'}; {len(run.results)} duplicates "
               f"got {{{_rets(run.results)}}}; {run.launches} modprobe launches")
-    return _verdict("killed-first", [run], problems, detail, calls=len(records))
+    return _verdict("killed-first", [run], problems, detail, calls=len(records), launches=run.launches)
 
 
 def evaluate_late_waiter(out: GuestOutput, ctx: Context, console: str) -> Verdict:
@@ -670,7 +728,7 @@ def evaluate_starve(out: GuestOutput, ctx: Context, console: str) -> Verdict:
         baseline, probe = records
         problems += _expect_rets(run, run_id, 0)
         if probe.ret != MODPROBE_FAILED or baseline.ret != MODPROBE_FAILED:
-            problems.append(f"{run_id}: the request for {NONEXISTENT} got {probe.ret} under the storm "
+            problems.append(f"{run_id}: the request for a missing module got {probe.ret} under the storm "
                             f"({baseline.ret} without), expected {MODPROBE_FAILED}")
         etime = sum(1 for r in run.results if r.ret == -ETIME)
         point = {"delay_ms": delay, "threads": run.summary.threads if run.summary else 0,
@@ -678,7 +736,7 @@ def evaluate_starve(out: GuestOutput, ctx: Context, console: str) -> Verdict:
                  "probe_ret": probe.ret, "probe_at_ms": int(rec["probe_at_ms"]),
                  "storm_ms": int(rec["storm_ms"]), "storm_etime": etime}
         points.append(point)
-        details.append(f"{run_id}: {point['threads']} duplicates of a {delay} ms load; {NONEXISTENT}: "
+        details.append(f"{run_id}: {point['threads']} duplicates of a {delay} ms load; a missing module: "
                        f"{point['baseline_ms']} ms alone, {point['probe_ms']} ms under the storm "
                        f"(ret {probe.ret}); storm {{{_rets(run.results)}}}")
     return _verdict("starve", runs, problems, "; ".join(details), calls=calls, points=points)
@@ -707,6 +765,24 @@ SCENARIOS: dict[str, Scenario] = {
     )
 }
 DEFAULT_SCENARIOS = list(SCENARIOS)
+
+
+def defects_shown(problems: Sequence[str], reports: Sequence[dict[str, object]]) -> list[str]:
+    """Which DEFECTS a scenario's problems and kernel reports show."""
+    found = set()
+    for text in problems:
+        if "stale" in text:
+            found.add("linger")
+        if "completed by the nowait" in text or ("got {0x" in text and f"expected {MODPROBE_FAILED}" in text):
+            found.add("announce")
+        if f"-{ERESTARTSYS}x" in text:
+            found.add("killed")
+        if f"-{ETIME}x" in text or f"got -{ETIME} under the storm" in text:
+            found.add("slots")
+    for report in reports:
+        if "KASAN: use-after-free" in str(report.get("text", "")):
+            found.add("uaf")
+    return [key for key in DEFECTS if key in found]
 
 
 def check_scenarios(names: Sequence[str], cpus: int) -> list[str]:

@@ -35,21 +35,6 @@ FAILSLAB_REQUIRED = ("CONFIG_FAILSLAB", "CONFIG_FAULT_INJECTION_DEBUG_FS")
 # only the first.
 KERNEL_ARGS = ("log_buf_len=16M", "kasan_multi_shot")
 
-# The defect each scenario can show on the as-posted variant.
-AS_POSTED_DEFECTS = {
-    "mix": "completed entries linger: after an unload, later requests get the stale 0 and nothing loads",
-    "fail": "completed entries linger: later rounds get the earlier failure without running modprobe",
-    "missing": "any request announces: a nowait request's exec result (0) completes the waiters early",
-    "crowd": "duplicates hold modprobe slots while they wait",
-    "failslab": "(none expected: allocation failure leaves the request untracked in both variants)",
-    "reload": "completed entries linger: load, unload, request again gives the stale 0, module not loaded",
-    "nowait-race": "any request announces: the nowait request's exec result completes the waiters early",
-    "killed-first": "the killed first request's -ERESTARTSYS is handed to every duplicate",
-    "late-waiter": "waiters use the entry without a reference: use-after-free against the delayed delete",
-    "starve": "duplicates hold the 50 modprobe slots while they wait: other modules wait, or get -ETIME",
-}
-
-
 @dataclass
 class ScenarioReport:
     name: str
@@ -60,6 +45,7 @@ class ScenarioReport:
     detail: str
     problems: list[str] = field(default_factory=list)
     figures: dict[str, object] = field(default_factory=dict)
+    defects: list[str] = field(default_factory=list)  # debugstorm.DEFECTS keys shown
 
     @property
     def clean(self) -> bool:
@@ -96,6 +82,15 @@ class StressReport:
         return self.ended and bool(self.scenarios) and all(s.clean for s in self.scenarios) \
             and not self.boot_reports and not self.other_reports
 
+    @property
+    def defects(self) -> dict[str, list[str]]:
+        """Each defect shown -> the scenarios that showed it."""
+        shown: dict[str, list[str]] = {}
+        for s in self.scenarios:
+            for key in s.defects:
+                shown.setdefault(key, []).append(s.name)
+        return {key: shown[key] for key in debugstorm.DEFECTS if key in shown}
+
 
 def build_record(build: Path) -> dict:
     from kmod_dups.build import pipeline
@@ -131,9 +126,10 @@ def judge(output: str, console: str, ctx: debugstorm.Context, names: Sequence[st
     verdicts = debugstorm.evaluate(out, ctx, names, sections)
     reports = []
     for verdict in verdicts:
+        found = findings(sections.get(verdict.scenario, ""))
         reports.append(ScenarioReport(verdict.scenario, verdict.correct, verdict.requests, verdict.max_threads,
-                                      findings(sections.get(verdict.scenario, "")), verdict.detail,
-                                      verdict.problems, verdict.figures))
+                                      found, verdict.detail, verdict.problems, verdict.figures,
+                                      debugstorm.defects_shown(verdict.problems, found)))
     boot = findings(sections.get("boot", ""))
     other = [f for name, text in sections.items() if name not in names and name != "boot"
              for f in findings(text)]
@@ -167,7 +163,8 @@ def run_stress(build: Path, cpus: int, names: Sequence[str], sizes: debugstorm.S
     say(f"booting {cpus} vCPUs ({variant}{'' if linger is None else f', linger {linger} ms'}); "
         f"scenarios: {', '.join(names)}")
     t0 = time.monotonic()
-    guest = run_script(build, cpus, script, runs, name=f"stress-{variant}", append=KERNEL_ARGS,
+    append = [*KERNEL_ARGS, *debugstorm.kernel_args(ctx, names)]
+    guest = run_script(build, cpus, script, runs, name=f"stress-{variant}", append=append,
                        timeout=timeout, memory=memory or f"{1024 + 8 * cpus}M")
     seconds = round(time.monotonic() - t0, 1)
     if guest.folder is None:
@@ -213,16 +210,16 @@ def details(report: StressReport) -> str:
         out.append(f"[{s.name}] {s.detail}")
         out += [f"  problem: {p}" for p in s.problems]
         out += [f"  report: {_report_line(f)} (console line {f['line']})" for f in s.reports]
-        if report.variant == "as-posted" and not s.clean:
-            out.append(f"  as-posted defect shown: {AS_POSTED_DEFECTS[s.name]}")
     for f in report.boot_reports + report.other_reports:
         out.append(f"[outside the scenarios] {_report_line(f)} (console line {f['line']})")
+    for key, names in report.defects.items():
+        out.append(f"defect shown ({key}, in {', '.join(names)}): {debugstorm.DEFECTS[key]}")
     return "\n".join(out)
 
 
 def write_report(folder: Path, report: StressReport) -> None:
     data = asdict(report)
-    data.update(requests=report.requests, reports=report.reports, clean=report.clean)
+    data.update(requests=report.requests, reports=report.reports, clean=report.clean, defects=report.defects)
     (folder / "report.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     (folder / "report.txt").write_text(table(report) + "\n\n" + details(report) + "\n")
 

@@ -105,13 +105,16 @@ except make.Interrupted:
 def test_interrupted_make_stops_cleanly_and_resumes(src: Path, tmp_path: Path, sig: int) -> None:
     build = tmp_path / "build"
     build.mkdir()
-    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(src), str(build)])
+    # SIGINT at its default in the runner even if this test runs in a background job
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(src), str(build)],
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 30
     while not (build / "slow.pid").exists():
         assert time.monotonic() < deadline, "make never started"
         time.sleep(0.1)
+    time.sleep(0.5)  # let the recipe's shell start sleep, so the signal is not taken in between
     proc.send_signal(sig)
-    assert proc.wait(timeout=30) == 130
+    assert proc.wait(timeout=60) == 130
     shell = int((build / "slow.pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(shell, 0)  # the recipe was stopped with make, not left behind

@@ -186,7 +186,8 @@ def private(tmp_path_factory: pytest.TempPathFactory, default_build: dict) -> di
     builddir = tmp_path_factory.mktemp("private") / "build"
     args = ["build", "--tree", default_build["base"], "--config", *DEFAULT, "-O", str(builddir)]
     proc = subprocess.Popen([sys.executable, "-m", "kmod_dups.cli", *args], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env})
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 900
     while not list(builddir.glob("kernel/*.o")):
         assert proc.poll() is None and time.monotonic() < deadline, "the build never got going"

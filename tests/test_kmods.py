@@ -418,23 +418,19 @@ def test_kmod_selftest_parse_failure():
 
 # ---------------------------------------------------------------- guest (real boots)
 
-BUILD = os.environ.get("KMOD_DUPS_BUILD", "")
-needs_guest = pytest.mark.skipif(not (BUILD and (Path(BUILD) / "vmlinux").is_file()),
-                                 reason="set KMOD_DUPS_BUILD to a kmod-dups build folder (feature on)")
-
-
 @pytest.fixture(scope="module")
-def guest_paths() -> GuestPaths:
-    root = kmods.prepare(Path(BUILD))
+def guest_paths(default_build: Path) -> GuestPaths:
+    """The feature-on kernel of the main job (tests/conftest.py builds it, or
+    KMOD_DUPS_BUILD names one) and its modules root."""
+    root = kmods.prepare(default_build)
     return GuestPaths(str(root.root), root.release)
 
 
 @pytest.mark.slow
-@needs_guest
-def test_guest_semantics(tmp_path: Path, guest_paths: GuestPaths):
+def test_guest_semantics(tmp_path: Path, guest_paths: GuestPaths, default_build: Path):
     from kmod_dups import guest_run
 
-    run = guest_run.run_script(Path(BUILD), 2, semantics.render(guest_paths), tmp_path, name="semantics")
+    run = guest_run.run_script(default_build, 2, semantics.render(guest_paths), tmp_path, name="semantics")
     assert run.ok, (run.result, run.output[-2000:])
     out = guest_storm.parse_output(run.output)
     assert out.setup.get("feature") == "1", "KMOD_DUPS_BUILD must have the feature on"
@@ -443,12 +439,11 @@ def test_guest_semantics(tmp_path: Path, guest_paths: GuestPaths):
 
 
 @pytest.mark.slow
-@needs_guest
-def test_guest_kmod_selftest_0005(tmp_path: Path, guest_paths: GuestPaths):
+def test_guest_kmod_selftest_0005(tmp_path: Path, guest_paths: GuestPaths, default_build: Path):
     from kmod_dups import guest_run
 
-    script = kmod_selftest.render(guest_paths, kmod_selftest.script_path(Path(BUILD)), [("0005", 1)])
-    run = guest_run.run_script(Path(BUILD), 2, script, tmp_path, name="kmod-selftest")
+    script = kmod_selftest.render(guest_paths, kmod_selftest.script_path(default_build), [("0005", 1)])
+    run = guest_run.run_script(default_build, 2, script, tmp_path, name="kmod-selftest")
     assert run.ok, (run.result, run.output[-2000:])
     (result,) = kmod_selftest.parse(run.output)
     assert result.status == "pass", result.reason

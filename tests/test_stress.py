@@ -142,7 +142,7 @@ def test_storm_sizes_reach_the_script() -> None:
     assert "kdx_storm mix.3 kmod_dups_target mix 16 7 none 0 init_delay_ms=200 0" in text
     assert "kdx_storm crowd kmod_dups_target wait 40 2 none 0 init_delay_ms=1000 0" in text
     assert "kdx_storm failslab.fail kmod_dups_fail wait 16 7 none 0 init_delay_ms=100 4" in text
-    assert "kdx_starve starve.1500 123 1500 40" in text
+    assert "kdx_starve starve.1500 123 1500 40 kmod_dups_nonexistent_1500a kmod_dups_nonexistent_1500b" in text
     # the hog outlasts the as-posted linger; at most 40 callers so that, as
     # posted, the one kept off its CPU got a modprobe slot
     assert "kdx_late_waiter late-waiter 8 2000 1000" in text
@@ -270,10 +270,10 @@ def test_table_fits_80_columns() -> None:
                                  guest="g", result="bug", boot_seconds=300.0, seconds=9999.0, ended=True)
     report.scenarios = [stress.ScenarioReport(name, False, 123456, 8192, [
         {"kind": "bug", "line": 7, "text": "BUG: KASAN: use-after-free in do_wait_for_common+0x2d1/0x2f0 " * 3}],
-        "d", ["p" * 200]) for name in debugstorm.SCENARIOS]
+        "d", ["p" * 200], defects=["uaf"]) for name in debugstorm.SCENARIOS]
     report.boot_reports = [{"kind": "warn", "line": 1, "text": "WARNING: x" * 40}]
     assert all(len(line) <= 80 for line in stress.table(report).splitlines())
-    assert "as-posted defect shown: waiters use the entry without a reference" in stress.details(report)
+    assert "defect shown (uaf, in mix, fail," in stress.details(report)
 
 
 # ---------------------------------------------------------------- slow: the real debug kernel

@@ -115,17 +115,24 @@ def run_make(src: Path, build: Path, targets: list[str], jobs: int, cc: str | No
     with open(log_path, "a") as log:
         log.write(f"### {time.strftime('%H:%M:%S')} $ {' '.join(cmd)}\n")
         log.flush()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                text=True, errors="replace", bufsize=1, start_new_session=True)
+        # SIGTERM stops the build like Ctrl-C; installed before make starts
+        # so that no signal can slip in between.
         old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+        proc = None
         try:
+            # make runs in a session of its own (Ctrl-C reaches only us, and we
+            # stop make in order), with SIGINT at its default even when this
+            # process was started with it ignored (a background job).
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                    text=True, errors="replace", bufsize=1, start_new_session=True,
+                                    preexec_fn=_default_signals)
             assert proc.stdout is not None
             for line in proc.stdout:
                 log.write(line)
                 match = STEP.match(line)
                 if match:
                     progress.step(match.group(1), match.group(2))
-                    if match.group(1) == "CC":
+                    if match.group(1).split()[0] == "CC":
                         compiled.append(match.group(2).strip())
                 else:
                     tail.append(line)
@@ -137,7 +144,8 @@ def run_make(src: Path, build: Path, targets: list[str], jobs: int, cc: str | No
                             errors.append(line)
             rc = proc.wait()
         except KeyboardInterrupt:
-            _stop(proc)
+            if proc is not None:
+                _stop(proc)
             log.write("### interrupted\n")
             if progress.tty:
                 progress.stream.write("\n")
@@ -162,9 +170,16 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt()
 
 
+def _default_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _stop(proc: subprocess.Popen) -> None:
-    """Stop make and its children the way Ctrl-C would, then harder."""
-    for sig, wait in ((signal.SIGINT, 60), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+    """Stop make and its children the way Ctrl-C would, then harder: a
+    recipe shell that takes SIGINT just before it forks keeps waiting for
+    its child, so make may not finish on SIGINT alone."""
+    for sig, wait in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -243,6 +244,19 @@ def base_tree(tree: Path | None) -> Path:
     return base
 
 
+def config_inputs_id(tree: worktree.WorkTree, series_files: set[str]) -> str | None:
+    """What the .config depends on in the source: the base commit and the
+    Kconfig files the series changes (a change to dups.c alone keeps the
+    checked .config, so an incremental build skips the config step)."""
+    if not tree.base_head:
+        return None
+    h = hashlib.sha256(tree.base_head.encode())
+    for rel in sorted(series_files):
+        if Path(rel).name.startswith("Kconfig"):
+            h.update(rel.encode() + b"\0" + (tree.path / rel).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def _run(req: Request, say: Say, base: Path, paths: list[Path], cc: str, builddir: Path, log: RunLog,
          record: dict) -> None:
     from kmod_dups.codegen import basetree
@@ -261,6 +275,7 @@ def _run(req: Request, say: Say, base: Path, paths: list[Path], cc: str, builddi
             patches = []
         else:
             patches = make_series(base, req.variant, Path(tmp) / "series", req.linger_ms)
+        series_files = worktree.files_in(patches)
         saved = builddir / "series"
         if patches:
             shutil.rmtree(saved, ignore_errors=True)
@@ -291,7 +306,7 @@ def _run(req: Request, say: Say, base: Path, paths: list[Path], cc: str, builddi
                             "different series?); rerun")
         # 3. the config
         t0 = time.monotonic()
-        tree_id = f"{tree.head}:{tree.series_digest}" if tree.head and not req.in_place else None
+        tree_id = config_inputs_id(tree, series_files) if not req.in_place else None
         result = kconfig.configure(src, builddir, paths, log, version, start=req.start, tree_id=tree_id)
         timings["config"] = round(time.monotonic() - t0, 1)
         record["config"] = str(result.config)
@@ -317,8 +332,9 @@ def _run(req: Request, say: Say, base: Path, paths: list[Path], cc: str, builddi
         timings["make"] = round(time.monotonic() - t0, 1)
         if cold:
             remember_steps(key, built.steps)
-        record.update({"steps": built.steps, "cold": cold,
-                       "compiled": built.compiled if len(built.compiled) <= 50 else len(built.compiled)})
+        record.update({"steps": built.steps, "cold": cold, "compiled_count": len(built.compiled),
+                       # the list only when short: it is there to show what an incremental build redid
+                       "compiled": built.compiled if len(built.compiled) <= 50 else None})
 
     release = kernel_release(builddir)
     artefacts = {
