@@ -6,8 +6,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from kmod_dups.errors import UserError
 
 
 def cache_dir() -> Path:
@@ -30,3 +33,15 @@ def locked(name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def new_run_folder(base: Path | None, prefix: str, cpus: int) -> Path:
+    """A fresh folder PREFIX-<date>-<time>-<cpus>cpu for one run's report
+    and guests, under *base* (default: the cache's runs/)."""
+    base = base or cache_dir() / "runs"
+    folder = base / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{cpus}cpu"
+    try:
+        folder.mkdir(parents=True, exist_ok=False)
+    except OSError as err:
+        raise UserError(f"cannot make the run folder {folder}: {err.strerror}") from None
+    return folder

@@ -36,8 +36,9 @@ nowait-race  a request_module_nowait() goes first, request_module() callers
              request's exec result (0) completes them early.
 killed-first the first request's caller is killed (SIGKILL) while a storm of
              duplicates waits on it.  Correct: the duplicates still get the
-             load's result (0).  As posted, they get the killed caller's
-             -ERESTARTSYS.
+             load's result (0), and converge on one new first request (at
+             most 2 modprobe launches in all).  As posted, they get the
+             killed caller's -ERESTARTSYS.
 late-waiter  one duplicate waiter is kept off its CPU (a SCHED_FIFO busy
              loop on that CPU, isolated at boot so nothing else needs it)
              from before the first request completes until the linger has
@@ -253,6 +254,15 @@ kdx_dups() {
 	kds_log_since "$1" | grep -c "duplicate request for module $2\$"
 }
 
+# The injected-fault stacks logged since mark $1, as KDS dmesg lines: read
+# from the kernel's log buffer, which keeps every line, where the serial
+# console can lose some when thousands of lines come at once.
+kdx_stacks() {
+	kds_log_since "$1" |
+		grep -E 'Call Trace:|</TASK>|should_failslab\+|kmod_dup_request_exists_wait\+' |
+		sed "s/^/KDS dmesg id=$1 /"
+}
+
 # modprobe launches for module $1 after line $2 of the modprobe log.
 kdx_launches() {
 	tail -n "+$(($2 + 1))" "$KDS_LOG" | grep -c -- "-q -- $1\$"
@@ -290,11 +300,12 @@ def crowd_shell(ctx: Context) -> list[str]:
 
 def failslab_shell(ctx: Context) -> list[str]:
     s = ctx.sizes
-    lines = ["kdx_failslab"]
+    lines = ["kdx_failslab", f"kds_mark {STACKS_ID}"]
     lines += [_storm(f"failslab.mix.{i}", TARGET, "mix", ctx.threads(), s.rounds, options="init_delay_ms=200",
                      inject=s.inject) for i in range(1, s.repeat + 1)]
     lines.append(_storm("failslab.fail", FAIL, "wait", ctx.threads(), s.rounds, options="init_delay_ms=100",
                         inject=s.inject))
+    lines.append(f"kdx_stacks {STACKS_ID}")
     return lines
 
 
@@ -338,6 +349,10 @@ def nowait_race_shell(ctx: Context) -> list[str]:
 NOWAIT_RACE_DELAY_MS = 2000
 NOWAIT_RACE_LEAD_MS = 20
 KILL_DELAY_MS = 3000
+# The killed caller's modprobe runs on (only its caller was killed), and one
+# duplicate takes over as the first request and runs modprobe again; the
+# others wait for that one.
+KILLED_FIRST_LAUNCHES = 2
 
 KILLED_FIRST = rf"""kdx_killed_first() {{
 	kdx_prep "$1" {TARGET} "init_delay_ms={KILL_DELAY_MS}"
@@ -365,6 +380,15 @@ def killed_first_shell(ctx: Context) -> list[str]:
     return [KILLED_FIRST] + ctx.fresh() + [f"kdx_killed_first killed-first {threads} {dups}"]
 
 
+# The first request's load must outlast the shell's wait for the duplicates
+# to show in the kernel log (it reads dmesg, slower with more CPUs), so that
+# the hog starts while the late waiter is still waiting.
+LATE_WAITER_INIT_MS = 2000
+LATE_WAITER_INIT_MS_PER_CPU = 50
+LATE_WAITER_HELD_MS = 1000  # the late waiter returns at least this long after the others
+HOG_PRIO = 50  # SCHED_FIFO priority of the busy loop; the CPU's ksoftirqd runs above it
+SOFTIRQ_PRIO = 60
+
 LATE_WAITER = rf"""kdx_late_waiter() {{
 	kdx_id=$1
 	kdx_want=$(($2 - 1))
@@ -380,7 +404,11 @@ LATE_WAITER = rf"""kdx_late_waiter() {{
 	kdx_until '[ "$(kdx_dups "$kdx_id" {TARGET})" -ge "$kdx_want" ]'
 	kdx_rt=$(cat /proc/sys/kernel/sched_rt_runtime_us)
 	echo -1 > /proc/sys/kernel/sched_rt_runtime_us
-	timeout -s KILL "$(($4 / 1000 + 120))" chrt -f 99 taskset -c "$kdx_hog_cpu" sh -c 'while :; do :; done' &
+	kdx_tm=$(cat /proc/sys/kernel/timer_migration)
+	echo 0 > /proc/sys/kernel/timer_migration
+	kdx_softirqd=$(pgrep -x "ksoftirqd/$kdx_hog_cpu")
+	[ -n "$kdx_softirqd" ] && chrt -f -p {SOFTIRQ_PRIO} "$kdx_softirqd"
+	timeout -s KILL "$(($4 / 1000 + 120))" chrt -f {HOG_PRIO} taskset -c "$kdx_hog_cpu" sh -c 'while :; do :; done' &
 	kdx_hog=$!
 	kdx_h0=$(kds_ms)
 	kdx_until '[ "$(kds_state {TARGET})" = live ]'
@@ -389,12 +417,13 @@ LATE_WAITER = rf"""kdx_late_waiter() {{
 	wait "$kdx_hog"
 	kdx_h1=$(kds_ms)
 	echo "$kdx_rt" > /proc/sys/kernel/sched_rt_runtime_us
+	echo "$kdx_tm" > /proc/sys/kernel/timer_migration
+	[ -n "$kdx_softirqd" ] && chrt -o -p 0 "$kdx_softirqd"
 	taskset -p -c "0-$kdx_last" $$ > /dev/null
 	kdx_done "$1" {TARGET}
 	kds "late-waiter id=$1 hog_cpu=$kdx_hog_cpu hog_ms=$((kdx_h1 - kdx_h0)) linger_ms=$4"
 }}"""
 
-LATE_WAITER_INIT_MS = 2000
 
 
 def late_waiter_threads(ctx: Context) -> int:
@@ -409,14 +438,26 @@ def late_waiter_shell(ctx: Context) -> list[str]:
     # delayed delete runs while the waiter on the hog's CPU has not run yet.
     threads = late_waiter_threads(ctx)
     return [LATE_WAITER] + ctx.fresh() + [
-        f"kdx_late_waiter late-waiter {threads} {LATE_WAITER_INIT_MS} {max(ctx.linger, 1000)}"]
+        f"kdx_late_waiter late-waiter {threads} {late_waiter_init_ms(ctx)} {max(ctx.linger, 1000)}"]
+
+
+def late_waiter_init_ms(ctx: Context) -> int:
+    return LATE_WAITER_INIT_MS + LATE_WAITER_INIT_MS_PER_CPU * ctx.cpus
 
 
 def kernel_args(ctx: Context, names: Sequence[str]) -> list[str]:
     """Boot arguments the scenarios need.  late-waiter: the hogged CPU is
     isolated (isolcpus=), so that no other task (the modprobe that the
     first request waits for, above all) is placed there and starved too;
-    only the storm caller bound to it, and per-CPU kernel threads, run there."""
+    only the storm caller bound to it, and per-CPU kernel threads, run there.
+    The scenario also turns timer migration off while it runs, or the delayed
+    delete's timer could move to the busy hogged CPU and its work item wait
+    there behind the hog, with the late waiter.  And the delete waits for an
+    RCU grace period, which needs the hogged CPU to report its quiescent
+    state from RCU's softirq: softirqs run on interrupt exit, but once the
+    CPU had a busy softirq moment they are handed to its ksoftirqd, which
+    the hog would starve; so the scenario raises that ksoftirqd above the
+    hog while it runs."""
     if "late-waiter" in names:
         return [f"isolcpus={late_waiter_threads(ctx) - 1}"]
     return []
@@ -487,6 +528,18 @@ def _basics(run: StormRun | None, run_id: str) -> list[str]:
     return problems
 
 
+def _storms_to_judge(out: GuestOutput, ids: Sequence[str]) -> tuple[list[StormRun], list[str]]:
+    """The storms *ids* that can be judged, and why the others cannot."""
+    runs, problems = [], []
+    for run_id in ids:
+        run = out.storms.get(run_id)
+        basic = _basics(run, run_id)
+        problems += basic
+        if run is not None and not basic:
+            runs.append(run)
+    return runs, problems
+
+
 def _expect_rets(run: StormRun, run_id: str, wait_ret: int, nowait_ret: int = 0) -> list[str]:
     problems = []
     bad_wait = [r for r in run.results if r.wait and r.ret != wait_ret]
@@ -528,19 +581,12 @@ def _verdict(name: str, runs: Sequence[StormRun], problems: list[str], detail: s
 def _storm_scenario(name: str, ids: Callable[[Context], list[str]], wait_ret: int, live: bool,
                     ) -> Callable[[GuestOutput, Context, str], Verdict]:
     def evaluate(out: GuestOutput, ctx: Context, console: str) -> Verdict:
-        problems: list[str] = []
-        runs = []
-        for run_id in ids(ctx):
-            run = out.storms.get(run_id)
-            basic = _basics(run, run_id)
-            problems += basic
-            if run is None or basic:
-                continue
-            runs.append(run)
-            problems += _expect_rets(run, run_id, wait_ret)
-            problems += _every_round_ran_modprobe(run, run_id)
+        runs, problems = _storms_to_judge(out, ids(ctx))
+        for run in runs:
+            problems += _expect_rets(run, run.id, wait_ret)
+            problems += _every_round_ran_modprobe(run, run.id)
             if live and run.state != "live":
-                problems.append(f"{run_id}: every call returned 0 but {run.name} is {run.state} afterwards")
+                problems.append(f"{run.id}: every call returned 0 but {run.name} is {run.state} afterwards")
         detail = "; ".join(f"{r.id}: {len(r.results)} calls {{{_rets(r.results)}}}, {r.launches} launches, "
                            f"{r.ms} ms" for r in runs)
         return _verdict(name, runs, problems, detail)
@@ -551,44 +597,53 @@ def _ids(prefix: str, count: Callable[[Context], int]) -> Callable[[Context], li
     return lambda ctx: [f"{prefix}.{i}" for i in range(1, count(ctx) + 1)]
 
 
-FAULT_LINE = "FAULT_INJECTION: forcing a failure"
 DUPS_FUNCTION = "kmod_dup_request_exists_wait"
+STACKS_ID = "failslab.stacks"
 
 
-def fault_stacks(console: str) -> tuple[int, int]:
-    """Injected-fault stack dumps in *console* (failslab verbose=2, so each
-    injected fault that is not ratelimited dumps its stack), and how many of
-    them show the allocation made by dups.c's kmod_dup_request_exists_wait.
+@dataclass(frozen=True)
+class FaultStacks:
+    """The injected-fault stacks of a log: failslab verbose=2 dumps the stack
+    of each injected fault that is not ratelimited."""
 
-    Stacks printed at once on several CPUs interleave line by line, so the
-    frames are counted rather than the stacks read one by one: every dump
-    has one should_failslab frame, and one kmod_dup_request_exists_wait
-    frame when the failed allocation was dups.c's (nothing else in a
-    failslab storm dumps a stack through that function)."""
-    total = in_dups = 0
-    for line in console.splitlines():
-        # "[  203.64] ? name+0x4c/0x460" is a stale address the unwinder
-        # met on the stack, not a frame: only unmarked frames count.
-        frame = re.sub(r"^(?:\[[^\]]*\]\s*)+", "", line).strip()
-        if re.match(r"should_failslab\+0x[0-9a-f]+/", frame):
-            total += 1
-        elif re.match(rf"{DUPS_FUNCTION}\+0x[0-9a-f]+/", frame):
-            in_dups += 1
-    return total, in_dups
+    stacks: int  # whole stacks through should_failslab
+    in_dups: int  # ... of which show dups.c's allocation
+    broken: int  # stacks cut short or run into another (lost console lines)
+
+
+def fault_stacks(log: str) -> FaultStacks:
+    """Read the stacks of *log* one by one, from "Call Trace:" to "</TASK>".
+    dump_stack() holds the printk CPU lock, so stacks do not interleave in
+    the kernel's log buffer; other lines between their frames are skipped.
+    Only unmarked frames count: "? name+0x4c/0x460" is a stale address the
+    unwinder met on the stack, not a frame."""
+    stacks = in_dups = broken = 0
+    frames: list[str] | None = None
+    for line in log.splitlines():
+        text = re.sub(r"^(?:\[[^\]]*\]\s*)+", "", line).strip()
+        if text.startswith("Call Trace:"):
+            broken += frames is not None
+            frames = []
+        elif frames is not None and text.startswith("</TASK>"):
+            failslab = sum(1 for f in frames if f.startswith("should_failslab+"))
+            if failslab == 1:
+                stacks += 1
+                in_dups += any(f.startswith(f"{DUPS_FUNCTION}+") for f in frames)
+            elif any(f.startswith("should_fail") for f in frames):
+                broken += 1  # a fault's stack without its should_failslab frame, or two
+            frames = None
+        elif frames is not None and re.match(r"[\w.]+\+0x[0-9a-f]+/0x[0-9a-f]+", text):
+            frames.append(text)
+    broken += frames is not None
+    return FaultStacks(stacks, in_dups, broken)
 
 
 def evaluate_failslab(out: GuestOutput, ctx: Context, console: str) -> Verdict:
-    problems: list[str] = []
-    runs = []
     armed = injected = 0
     ids = [f"failslab.mix.{i}" for i in range(1, ctx.sizes.repeat + 1)] + ["failslab.fail"]
-    for run_id in ids:
-        run = out.storms.get(run_id)
-        basic = _basics(run, run_id)
-        problems += basic
-        if run is None or basic:
-            continue
-        runs.append(run)
+    runs, problems = _storms_to_judge(out, ids)
+    for run in runs:
+        run_id = run.id
         assert run.summary is not None
         is_fail = run.name == FAIL
         problems += _expect_rets(run, run_id, MODPROBE_FAILED if is_fail else 0)
@@ -600,15 +655,22 @@ def evaluate_failslab(out: GuestOutput, ctx: Context, console: str) -> Verdict:
         injected += got
         if run.summary.inject != ctx.sizes.inject or got != want:
             problems.append(f"{run_id}: {got} faults injected of {want} armed")
-    stacks, in_dups = fault_stacks(console)
-    if injected and not stacks:
-        problems.append("no stack of an injected fault in the console (failslab verbose=2)")
-    if stacks != in_dups:
-        problems.append(f"{stacks - in_dups} of {stacks} injected-fault stacks are not in {DUPS_FUNCTION}")
-    detail = (f"{injected} of {armed} armed dups allocations failed; {in_dups}/{stacks} sampled stacks in "
-              f"{DUPS_FUNCTION}; " + "; ".join(f"{r.id}: {{{_rets(r.results)}}}" for r in runs))
+    # The guest's own copy of the kernel log, where it made one; else the
+    # console, which may have lost lines (broken stacks are not judged).
+    logged = out.dmesg.get(STACKS_ID)
+    found = fault_stacks("\n".join(logged) if logged is not None else console)
+    if injected and not found.stacks:
+        problems.append("no stack of an injected fault in the kernel log (failslab verbose=2)")
+    if found.stacks != found.in_dups:
+        problems.append(f"{found.stacks - found.in_dups} of {found.stacks} injected-fault stacks are not in "
+                        f"{DUPS_FUNCTION}")
+    if logged is not None and found.broken:
+        problems.append(f"{found.broken} injected-fault stacks in the kernel log are cut short")
+    source = "kernel log" if logged is not None else "console"
+    detail = (f"{injected} of {armed} armed dups allocations failed; {found.in_dups}/{found.stacks} sampled "
+              f"stacks ({source}) in {DUPS_FUNCTION}; " + "; ".join(f"{r.id}: {{{_rets(r.results)}}}" for r in runs))
     return _verdict("failslab", runs, problems, detail, injected=injected, armed=armed,
-                    stacks=stacks, stacks_in_dups=in_dups)
+                    stacks=found.stacks, stacks_in_dups=found.in_dups, stacks_broken=found.broken)
 
 
 def _call_records(out: GuestOutput, run_id: str) -> list[CallRecord]:
@@ -646,18 +708,11 @@ def evaluate_reload(out: GuestOutput, ctx: Context, console: str) -> Verdict:
 
 
 def evaluate_nowait_race(out: GuestOutput, ctx: Context, console: str) -> Verdict:
-    problems: list[str] = []
-    runs = []
     details = []
     early = 0
-    for i in range(1, ctx.sizes.races + 1):
-        run_id = f"nowait-race.{i}"
-        run = out.storms.get(run_id)
-        basic = _basics(run, run_id)
-        problems += basic
-        if run is None or basic:
-            continue
-        runs.append(run)
+    runs, problems = _storms_to_judge(out, _ids("nowait-race", lambda c: c.sizes.races)(ctx))
+    for run in runs:
+        run_id = run.id
         lead, rest = run.by_role("lead"), run.by_role("rest")
         if len(lead) != 1 or lead[0].wait or not rest:
             problems.append(f"{run_id}: {len(lead)} nowait lead and {len(rest)} waiters")
@@ -684,6 +739,10 @@ def evaluate_killed_first(out: GuestOutput, ctx: Context, console: str) -> Verdi
     if first is None or not first.killed:
         problems.append("the first request's caller was not killed in the kernel")
     problems += _expect_rets(run, "killed-first", 0)
+    if run.launches is not None and run.launches > KILLED_FIRST_LAUNCHES:
+        problems.append(f"killed-first: {run.launches} modprobe launches after the first request was killed, "
+                        f"expected at most {KILLED_FIRST_LAUNCHES}: the duplicates did not converge on a "
+                        "new first request")
     if run.state != "live":
         problems.append(f"{run.name} is {run.state} after the storm")
     detail = (f"first request killed: returned {first.ret if first else '?'}; {len(run.results)} duplicates "
@@ -698,12 +757,22 @@ def evaluate_late_waiter(out: GuestOutput, ctx: Context, console: str) -> Verdic
     if run is None or problems or not rec:
         return _verdict("late-waiter", [], problems or ["missing from the guest output"], "")
     problems += _expect_rets(run, "late-waiter", 0)
-    slowest = max(run.results, key=lambda r: r.latency_us)
-    detail = (f"CPU {rec['hog_cpu']} hogged {rec['hog_ms']} ms (linger {rec['linger_ms']} ms); "
-              f"{len(run.results)} callers {{{_rets(run.results)}}}; the late waiter (CPU {slowest.cpu}) "
-              f"returned after {slowest.latency_us // 1000} ms")
+    hog_cpu = int(rec["hog_cpu"])
+    late = [r for r in run.results if r.cpu == hog_cpu]
+    others = [r for r in run.results if r.cpu != hog_cpu]
+    if len(late) != 1 or not others:
+        return _verdict("late-waiter", [run], problems + [f"no caller on the hogged CPU {hog_cpu}"], "")
+    end = late[0].start_us + late[0].latency_us
+    after_ms = (end - max(r.start_us + r.latency_us for r in others)) // 1000
+    detail = (f"CPU {hog_cpu} hogged {rec['hog_ms']} ms (linger {rec['linger_ms']} ms); "
+              f"{len(run.results)} callers {{{_rets(run.results)}}}; the late waiter on CPU {hog_cpu} "
+              f"returned {after_ms} ms after the last of the others")
+    if after_ms < LATE_WAITER_HELD_MS:
+        problems.append(f"late-waiter: the caller on the hogged CPU {hog_cpu} returned {after_ms} ms after the "
+                        "others, so it was not kept off its CPU and the run shows nothing about a late "
+                        "waiter (the load ended before the hog started?)")
     return _verdict("late-waiter", [run], problems, detail, hog_ms=int(rec["hog_ms"]),
-                    late_waiter_ms=slowest.latency_us // 1000)
+                    late_waiter_after_ms=after_ms)
 
 
 def evaluate_starve(out: GuestOutput, ctx: Context, console: str) -> Verdict:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from kmod_dups.kmods import FAIL, NONEXISTENT, STORM, TARGET, modprobe_wrapper
@@ -433,6 +433,7 @@ class GuestOutput:
     kernel: dict[str, dict[str, str]] = field(default_factory=dict)
     fatal: dict[str, str] | None = None
     warnings: list[dict[str, str]] = field(default_factory=list)
+    dmesg: dict[str, list[str]] = field(default_factory=dict)  # kernel log lines the guest copied, by id
     ended: bool = False
 
     def record(self, kind: str, id: str) -> dict[str, str]:
@@ -444,14 +445,18 @@ def _int(text: str) -> int:
     return int(text, 10)
 
 
+def _data_lines(text: str) -> Iterator[tuple[str, list[str]]]:
+    """Each line of a debugfs table that is not blank or a comment, with its words."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            yield line, line.split()
+
+
 def parse_results(text: str) -> list[CallResult]:
     """The ``results`` file (comment lines skipped)."""
     out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        f = line.split()
+    for line, f in _data_lines(text):
         if len(f) not in (5, 7, 8) or f[2] not in ("wait", "nowait") or (len(f) == 8 and f[7] not in ("0", "1")):
             raise ValueError(f"not a results line: {line!r}")
         extra: dict[str, object] = {"start_us": _int(f[5]), "role": f[6]} if len(f) >= 7 else {}
@@ -493,11 +498,7 @@ def parse_summary(text: str) -> StormSummary | None:
 def parse_calls(text: str) -> list[CallRecord]:
     """The ``call`` file (comment lines skipped)."""
     out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        f = line.split()
+    for line, f in _data_lines(text):
         if len(f) != 7 or f[2] not in ("wait", "nowait"):
             raise ValueError(f"not a call line: {line!r}")
         out.append(CallRecord(seq=_int(f[0]), pid=_int(f[1]), mode=f[2], ret=_int(f[3]),
@@ -554,6 +555,8 @@ def parse_output(text: str) -> GuestOutput:
             out.fatal = _fields(rest.split())
         elif kind == "warning":
             out.warnings.append(_fields(rest.split()))
+        elif kind == "dmesg":
+            out.dmesg.setdefault(run_id, []).append(rest)
         elif kind == "end":
             out.ended = True
         else:

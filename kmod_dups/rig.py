@@ -14,6 +14,7 @@ and stderr in a folder under ``runs/`` there, or under ``log_root``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -105,7 +106,10 @@ class BuildConfig:
         base = root if root is not None else cache.cache_dir() / "rig"
         cc = Path(self.cc).name
         suffix = "" if cc == "gcc" else f"-{cc}"
-        return base / f"{self.sanitizer}-hz{HZ}-j{self.jiffy_ns}{suffix}"
+        # make's dependency files name the sources by path: a folder per
+        # checkout, or another clone's stale paths would break the build.
+        src = hashlib.sha1(str(rig_source_dir()).encode()).hexdigest()[:8]
+        return base / f"{self.sanitizer}-hz{HZ}-j{self.jiffy_ns}{suffix}-{src}"
 
 
 @dataclass(frozen=True)

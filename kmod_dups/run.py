@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kmod_dups import guest_storm, kmods
-from kmod_dups.cache import cache_dir
 from kmod_dups.dupstrace import ModuleCounts, human_bytes
 from kmod_dups.errors import UserError
 from kmod_dups.guest_run import GuestRun, run_script
@@ -215,13 +213,3 @@ def write_report(folder: Path, runs: list[KernelRun]) -> None:
     data = {"converged": verdict_ok(runs), "kernels": [asdict(r) for r in runs]}
     (folder / "report.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     (folder / "report.txt").write_text(table(runs) + "\n")
-
-
-def new_run_folder(base: Path | None, cpus: int) -> Path:
-    base = base or cache_dir() / "runs"
-    folder = base / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{cpus}cpu"
-    try:
-        folder.mkdir(parents=True, exist_ok=False)
-    except OSError as err:
-        raise UserError(f"cannot make the run folder {folder}: {err.strerror}") from None
-    return folder

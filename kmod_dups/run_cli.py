@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from kmod_dups.cache import new_run_folder
 from kmod_dups.errors import UserError
 
 EPILOG = """\
@@ -30,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_variant(args.variant)
     if args.cpus < 1:
         raise UserError(f"--cpus {args.cpus}: give at least 1")
-    folder = run.new_run_folder(args.runs, args.cpus)
+    folder = new_run_folder(args.runs, "run", args.cpus)
     say(f"run folder {folder}")
     kernels = [("dups", run.FEATURE_CONFIGS)]
     if not args.no_control:

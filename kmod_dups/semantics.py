@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kmod_dups import guest_storm
-from kmod_dups.guest_storm import FAIL, TARGET, GuestOutput, GuestPaths, Storm, StormRun
+from kmod_dups.guest_storm import FAIL, TARGET, CallResult, GuestOutput, GuestPaths, Storm, StormRun
 
 # -ERESTARTSYS: what a killed duplicate waiter gets from
 # wait_for_completion_state(..., TASK_KILLABLE).
@@ -106,15 +106,33 @@ def _judge(test: str, expected: str, checks: list[tuple[bool, str]], seen: str) 
     return Verdict(test, not failed, detail, expected)
 
 
-def evaluate_failing(out: GuestOutput) -> Verdict:
-    test, expected = "failing_dups", ("one modprobe launch; every duplicate reported and given the "
-                                      "first request's error")
-    run = out.storms.get(FAILING.id)
+def _judgeable(out: GuestOutput, storm: Storm, test: str, expected: str) -> StormRun | Verdict:
+    """The storm's run, or the verdict of a test whose storm cannot be judged."""
+    run = out.storms.get(storm.id)
     if run is None:
         return _missing(test, expected, "the storm")
     bad = _storm_basics(run)
-    if bad:
-        return Verdict(test, False, bad, expected)
+    return Verdict(test, False, bad, expected) if bad else run
+
+
+def _lead_and_rest(out: GuestOutput, storm: Storm, test: str, expected: str,
+                   ) -> tuple[StormRun, list[CallResult], list[CallResult]] | Verdict:
+    """A storm with one lead caller: the run, its lead and the other callers."""
+    run = _judgeable(out, storm, test, expected)
+    if isinstance(run, Verdict):
+        return run
+    lead, rest = run.by_role("lead"), run.by_role("rest")
+    if len(lead) != 1 or not rest:
+        return Verdict(test, False, f"{len(lead)} lead and {len(rest)} other callers", expected)
+    return run, lead, rest
+
+
+def evaluate_failing(out: GuestOutput) -> Verdict:
+    test, expected = "failing_dups", ("one modprobe launch; every duplicate reported and given the "
+                                      "first request's error")
+    run = _judgeable(out, FAILING, test, expected)
+    if isinstance(run, Verdict):
+        return run
     n = len(run.results)
     seen = (f"{n} request_module() callers; returns {{{_rets(run.results)}}}; "
             f"{run.launches} modprobe launch(es); {run.dups} duplicate(s) reported")
@@ -131,15 +149,10 @@ def evaluate_failing(out: GuestOutput) -> Verdict:
 def evaluate_nowait_first(out: GuestOutput) -> Verdict:
     test, expected = "nowait_first", ("the nowait request is no anchor: the first waiter runs "
                                       "modprobe itself (2 launches), the other waiters wait on it")
-    run = out.storms.get(NOWAIT_FIRST.id)
-    if run is None:
-        return _missing(test, expected, "the storm")
-    bad = _storm_basics(run)
-    if bad:
-        return Verdict(test, False, bad, expected)
-    lead, rest = run.by_role("lead"), run.by_role("rest")
-    if len(lead) != 1 or not rest:
-        return Verdict(test, False, f"{len(lead)} lead and {len(rest)} other callers", expected)
+    found = _lead_and_rest(out, NOWAIT_FIRST, test, expected)
+    if isinstance(found, Verdict):
+        return found
+    run, lead, rest = found
     seen = (f"nowait lead returned {lead[0].ret} after {lead[0].latency_us} us; {len(rest)} "
             f"request_module() callers started after it, returns {{{_rets(rest)}}}; "
             f"{run.launches} modprobe launch(es); {run.dups} duplicate(s) reported")
@@ -156,15 +169,10 @@ def evaluate_nowait_first(out: GuestOutput) -> Verdict:
 def evaluate_nowait_dup(out: GuestOutput) -> Verdict:
     test, expected = "nowait_dup", ("duplicate request_module_nowait() calls return 0 at once, "
                                     "before the first request finished, and launch nothing")
-    run = out.storms.get(NOWAIT_DUP.id)
-    if run is None:
-        return _missing(test, expected, "the storm")
-    bad = _storm_basics(run)
-    if bad:
-        return Verdict(test, False, bad, expected)
-    lead, rest = run.by_role("lead"), run.by_role("rest")
-    if len(lead) != 1 or not rest:
-        return Verdict(test, False, f"{len(lead)} lead and {len(rest)} other callers", expected)
+    found = _lead_and_rest(out, NOWAIT_DUP, test, expected)
+    if isinstance(found, Verdict):
+        return found
+    run, lead, rest = found
     slowest = max(r.latency_us for r in rest)
     seen = (f"request_module() lead took {lead[0].latency_us} us, returned {lead[0].ret}; "
             f"{len(rest)} nowait duplicates returned {{{_rets(rest)}}} within {slowest} us; "

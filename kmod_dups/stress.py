@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kmod_dups import debugstorm, guest_storm, kmods
-from kmod_dups.cache import cache_dir
 from kmod_dups.errors import UserError
 from kmod_dups.guest_run import run_script
 from kmod_dups.guest_storm import GuestPaths
@@ -222,13 +221,3 @@ def write_report(folder: Path, report: StressReport) -> None:
     data.update(requests=report.requests, reports=report.reports, clean=report.clean, defects=report.defects)
     (folder / "report.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     (folder / "report.txt").write_text(table(report) + "\n\n" + details(report) + "\n")
-
-
-def new_run_folder(base: Path | None, variant: str, cpus: int) -> Path:
-    base = base or cache_dir() / "runs"
-    folder = base / f"stress-{variant}-{time.strftime('%Y%m%d-%H%M%S')}-{cpus}cpu"
-    try:
-        folder.mkdir(parents=True, exist_ok=False)
-    except OSError as err:
-        raise UserError(f"cannot make the run folder {folder}: {err.strerror}") from None
-    return folder

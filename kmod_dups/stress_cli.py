@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from kmod_dups.cache import new_run_folder
 from kmod_dups.errors import UserError
 
 EPILOG = """\
@@ -77,7 +78,7 @@ def cmd_stress(args: argparse.Namespace) -> int:
                                                variant=args.variant, linger_ms=args.linger_ms))
         build = Path(record["builddir"])
     ctx, names = stress.check(build, args.cpus, names, sizes)
-    folder = stress.new_run_folder(args.runs, ctx.variant, args.cpus)
+    folder = new_run_folder(args.runs, f"stress-{ctx.variant}", args.cpus)
     say(f"run folder {folder}")
     report = stress.run_stress(build, args.cpus, names, sizes, folder / "guests", say, timeout=args.timeout)
     stress.write_report(folder, report)

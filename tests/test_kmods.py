@@ -36,7 +36,8 @@ from kmod_dups.guest_storm import GuestPaths, Storm
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "kmods"
 READY = Path("/tmp/kmod-dups-build-ready")
-C_FILES = ["storm/kmod_dups_storm.c", "targets/kmod_dups_target.c", "targets/kmod_dups_fail.c"]
+C_FILES = ["storm/kmod_dups_storm.c", "targets/kmod_dups_target.c", "targets/kmod_dups_fail.c",
+           "targets/kmod_dups_slow.h"]
 MAKE_FILES = ["storm/Kbuild", "storm/Makefile", "targets/Kbuild", "targets/Makefile"]
 # The options our own small build folder needs on top of tinyconfig.
 OWN_OPTIONS = ["64BIT", "MODULES", "MODULE_UNLOAD", "DEBUG_FS", "DEBUG_FS_ALLOW_ALL"]
@@ -110,7 +111,7 @@ def test_checkpatch_strict_clean(base_tree: Path, name: str):
 def test_checkpatch_catches_a_style_problem(base_tree: Path, tmp_path: Path):
     """The check above can fail: a C file with a style problem is reported."""
     bad = tmp_path / "bad.c"
-    src = (REPO / "kernel" / C_FILES[1]).read_text()
+    src = (REPO / "kernel" / C_FILES[2]).read_text()
     bad.write_text(src.replace("\tint err;\n", "    int err;\n", 1))
     proc = checkpatch(base_tree, bad)
     assert proc.returncode != 0 and "no spaces at the start of a line" in proc.stdout

@@ -144,10 +144,11 @@ def test_storm_sizes_reach_the_script() -> None:
     assert "kdx_storm failslab.fail kmod_dups_fail wait 16 7 none 0 init_delay_ms=100 4" in text
     assert "kdx_starve starve.1500 123 1500 40 kmod_dups_nonexistent_1500a kmod_dups_nonexistent_1500b" in text
     # the hog outlasts the as-posted linger; at most 40 callers so that, as
-    # posted, the one kept off its CPU got a modprobe slot
-    assert "kdx_late_waiter late-waiter 8 2000 1000" in text
-    assert "kdx_late_waiter late-waiter 40 2000 2000" in script("as-posted", cpus=64, names=["late-waiter"])
-    assert "kdx_late_waiter late-waiter 40 2000 60000" in debugstorm.render(
+    # posted, the one kept off its CPU got a modprobe slot; the load takes
+    # longer with more CPUs (2000 ms + 50 ms a CPU)
+    assert "kdx_late_waiter late-waiter 8 2400 1000" in text
+    assert "kdx_late_waiter late-waiter 40 5200 2000" in script("as-posted", cpus=64, names=["late-waiter"])
+    assert "kdx_late_waiter late-waiter 40 5200 60000" in debugstorm.render(
         PATHS, debugstorm.Context(cpus=64, variant="as-posted"), ["late-waiter"])
 
 
@@ -206,24 +207,34 @@ CONSOLE = """\
 [   12.0]  kmod_dup_request_exists_wait+0x49/0x2e0
 [   12.0]  __request_module+0x1b0/0x3c0
 [   12.0]  </TASK>
+[   12.5] module: module-autoload: duplicate request for module kmod_dups_target
 [   13.0] FAULT_INJECTION: forcing a failure.
 [   13.0] name failslab, interval 1, probability 0, space 0, times -1
-[   13.0] FAULT_INJECTION: forcing a failure.
-[   13.0] name failslab, interval 1, probability 0, space 0, times -1
-[   13.0] Call Trace:
+[   13.0] CPU: 1 PID: 322 Comm: kdstorm/1 Not tainted 6.1.192+ #1
 [   13.0] Call Trace:
 [   13.0]  <TASK>
-[   13.0]  <TASK>
-[   13.0]  should_failslab+0x9/0x10
+[   13.0]  dump_stack_lvl+0x4c/0x5f
 [   13.0]  should_failslab+0x9/0x10
 [   13.0]  kmalloc_trace+0x25/0x90
+[   13.1] module: module-autoload: duplicate request for module kmod_dups_target
 [   13.0]  kstrdup+0x31/0x60
-[   13.0]  kmalloc_trace+0x25/0x90
-[   13.0]  kmod_dup_request_exists_wait+0x49/0x2e0
 [   13.0]  call_modprobe+0x2b0/0x3c0
 [   13.0]  __request_module+0x1b0/0x3c0
 [   13.0]  </TASK>
-[   13.0]  </TASK>
+[   13.2] FAULT_INJECTION: forcing a failure.
+[   13.2] name failslab, interval 1, probability 0, space 0, times -1
+[   13.2] CPU: 3 PID: 323 Comm: kdstorm/3 Not tainted 6.1.192+ #1
+[   13.2] Call Trace:
+[   13.2]  <TASK>
+[   13.2]  dump_stack_lvl+0x4c/0x5f
+[   13.2]  should_fail_ex.cold+0x5/0xa
+[   13.2]  ? kmod_dup_request_exists_wait+0x4c/0x460
+[   13.3] FAULT_INJECTION: forcing a failure.
+[   13.3] name failslab, interval 1, probability 0, space 0, times -1
+[   13.3]  __kmem_cache_alloc_node+0x46/0x1f0
+[   13.3]  kmalloc_trace+0x21/0xc0
+[   13.3]  kmod_dup_request_exists_wait+0x4c/0x460
+[   13.3]  </TASK>
 [   14.0] kmod-dups scenario late-waiter
 [   15.0] BUG: KASAN: use-after-free in do_wait_for_common+0x2d1/0x2f0
 """
@@ -239,10 +250,46 @@ def test_console_splits_at_scenario_markers_and_reports_go_to_theirs() -> None:
 
 
 def test_fault_stacks_must_show_the_dups_allocation() -> None:
-    # two stacks printed at once on two CPUs, interleaved: one in dups.c,
-    # one a fault in call_modprobe()'s kstrdup() that must not count
-    assert debugstorm.fault_stacks(debugstorm.split_console(CONSOLE)["failslab"]) == (3, 2)
-    assert debugstorm.fault_stacks("FAULT_INJECTION: forcing a failure.\nno stack\n") == (0, 0)
+    # one stack in dups.c, one a fault in call_modprobe()'s kstrdup() (which
+    # must not count as dups.c's), with another line between its frames,
+    # and one whose middle the console lost (the next stack's start too)
+    found = debugstorm.fault_stacks(debugstorm.split_console(CONSOLE)["failslab"])
+    assert found == debugstorm.FaultStacks(stacks=2, in_dups=1, broken=1)
+    assert debugstorm.fault_stacks("FAULT_INJECTION: forcing a failure.\nno stack\n") == \
+        debugstorm.FaultStacks(0, 0, 0)
+
+
+def failslab_output(stack_lines: list[str]) -> tuple[str, debugstorm.Context]:
+    ctx = debugstorm.Context(cpus=1, variant="hardened", sizes=debugstorm.Sizes(repeat=1, rounds=1, inject=1))
+    lines = []
+    for run_id, name, ret in (("failslab.mix.1", guest_storm.TARGET, 0), ("failslab.fail", guest_storm.FAIL, 256)):
+        lines += [f"KDS storm id={run_id} name={name} mode=wait threads=1 rounds=1 lead=none lead_delay_ms=0 "
+                  "options= rc=0 ms=5",
+                  *(f"KDS summary id={run_id} {key} {value}" for key, value in (
+                      ("name", name), ("mode", "wait"), ("lead", "none"), ("lead_delay_ms", 0), ("rounds", 1),
+                      ("threads", 1), ("online_cpus", 1), ("interrupted", 0), ("calls", 1),
+                      ("wait_calls", 1), ("nowait_calls", 0), ("inject", 1), ("injected", 1))),
+                  f"KDS result id={run_id} 0 0 wait {ret} 100 0 rest 1",
+                  f"KDS module id={run_id} state={'live' if ret == 0 else 'absent'}"]
+    lines += [f"KDS dmesg id={debugstorm.STACKS_ID} {line}" for line in stack_lines]
+    return "\n".join(lines) + "\n", ctx
+
+
+def test_failslab_reads_the_stacks_the_guest_copied_from_the_kernel_log() -> None:
+    stacks = ["[ 1.0] Call Trace:", "[ 1.0]  ? kmod_dup_request_exists_wait+0x4c/0x460",
+              "[ 1.0]  should_failslab+0x5/0x10", "[ 1.0]  kmod_dup_request_exists_wait+0x4c/0x460",
+              "[ 1.0]  </TASK>"]
+    text, ctx = failslab_output(stacks * 2)
+    # the console is not read when the guest copied its kernel log
+    verdict = debugstorm.evaluate_failslab(guest_storm.parse_output(text), ctx, "junk")
+    assert verdict.correct, verdict.problems
+    assert (verdict.figures["stacks"], verdict.figures["stacks_in_dups"]) == (2, 2)
+    other = ["[ 2.0] Call Trace:", "[ 2.0]  should_failslab+0x5/0x10", "[ 2.0]  </TASK>"]
+    text, ctx = failslab_output(stacks + other + stacks[:3])
+    verdict = debugstorm.evaluate_failslab(guest_storm.parse_output(text), ctx, "")
+    assert not verdict.correct
+    assert "1 of 2 injected-fault stacks are not in" in verdict.problems[0]
+    assert "1 injected-fault stacks in the kernel log are cut short" in verdict.problems[1]
 
 
 # ---------------------------------------------------------------- judging
@@ -255,6 +302,51 @@ def captured(name: str) -> tuple[str, str]:
 def judge_captured(name: str, ctx: debugstorm.Context, names: list[str]):  # noqa: ANN201
     output, console = captured(name)
     return stress.judge(output, console, ctx, names)
+
+
+# The sizes of the captured runs: kmod-dups stress --cpus 4 --rounds 4 --per-cpu 2 --crowd 4 --races 2
+# --starve-threads 100 (see tests/data/stress/README).
+CAPTURED_SIZES = debugstorm.Sizes(rounds=4, repeat=2, per_cpu=2, crowd=4, inject=3, races=2, starve_threads=100)
+
+
+def test_captured_hardened_run_is_clean() -> None:
+    ctx = debugstorm.Context(cpus=4, variant="hardened", sizes=CAPTURED_SIZES)
+    names = debugstorm.DEFAULT_SCENARIOS
+    out, scenarios, boot, other = judge_captured("hardened-4cpu", ctx, names)
+    assert out.ended and [s.name for s in scenarios] == names
+    assert all(s.clean for s in scenarios), [(s.name, s.problems, s.reports) for s in scenarios]
+    assert not boot and not other
+    by_name = {s.name: s for s in scenarios}
+    assert sum(s.requests for s in scenarios) == 493
+    # the stacks come from the guest's copy of the kernel log, every one in dups.c
+    fs = by_name["failslab"].figures
+    assert fs["injected"] == fs["armed"] == 33 and fs["stacks"] == fs["stacks_in_dups"] > 20
+    assert "(kernel log)" in by_name["failslab"].detail
+    # a killed first request: its duplicates converge on one new first request
+    assert by_name["killed-first"].figures["launches"] == 2
+    # an unrelated request under 100 duplicates of a slow load is not slowed down
+    for point in by_name["starve"].figures["points"]:
+        assert point["probe_ret"] == debugstorm.MODPROBE_FAILED and point["storm_etime"] == 0
+
+
+def test_captured_hardened_run_judged_again_with_a_defect_fails() -> None:
+    """The judgement can fail: the same output with one killed-first
+    duplicate given -ERESTARTSYS, and a use-after-free in the console."""
+    output, console = captured("hardened-4cpu")
+    ctx = debugstorm.Context(cpus=4, variant="hardened", sizes=CAPTURED_SIZES)
+    lines = output.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("KDS result id=killed-first "))
+    f = lines[at].split()
+    f[6] = "-512"
+    lines[at] = " ".join(f)
+    console = console.replace("kmod-dups scenario late-waiter\n",
+                              "kmod-dups scenario late-waiter\n[ 1.0] BUG: KASAN: use-after-free in "
+                              "__wait_for_common+0x525/0x610\n", 1)
+    _, scenarios, _, _ = stress.judge("\n".join(lines) + "\n", console, ctx, debugstorm.DEFAULT_SCENARIOS)
+    by_name = {s.name: s for s in scenarios}
+    assert not by_name["killed-first"].correct and by_name["killed-first"].defects == ["killed"]
+    assert by_name["late-waiter"].reports and by_name["late-waiter"].defects == ["uaf"]
+    assert [s.name for s in scenarios if not s.clean] == ["killed-first", "late-waiter"]
 
 
 def test_results_lines_with_the_injected_column_parse() -> None:

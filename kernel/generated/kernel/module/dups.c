@@ -84,8 +84,10 @@ static void kmod_dup_request_put(struct kmod_dup_req *kmod_req)
 bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret)
 {
 	struct kmod_dup_req *kmod_req, *new_kmod_req;
+	bool warned = false;
 	int ret;
 
+again:
 	/*
 	 * Allocate before taking the mutex so that the allocation does not
 	 * serialize all module requests. On failure the request is simply
@@ -155,10 +157,13 @@ bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret)
 	 * Duplicate request_module() calls can cause quite a bit of wasted
 	 * vmalloc() space when racing with userspace.
 	 */
-	if (enable_dups_trace)
-		WARN(1, "module-autoload: duplicate request for module %s\n", module_name);
-	else
-		pr_warn("module-autoload: duplicate request for module %s\n", module_name);
+	if (!warned) {
+		if (enable_dups_trace)
+			WARN(1, "module-autoload: duplicate request for module %s\n", module_name);
+		else
+			pr_warn("module-autoload: duplicate request for module %s\n", module_name);
+		warned = true;
+	}
 
 	/*
 	 * A duplicate request_module_nowait() does not care for the result,
@@ -179,11 +184,15 @@ bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret)
 		 * misfortune: it was killed (-ERESTARTSYS), ran out of memory
 		 * or of modprobe slots, or could not exec modprobe. The
 		 * posted version handed that error to every waiter, none of
-		 * which was killed or short of memory. Run modprobe for this
-		 * request instead.
+		 * which was killed or short of memory. Start over instead:
+		 * the first waiter back takes over as the first request and
+		 * runs modprobe, and the others wait for it. Letting every
+		 * waiter run modprobe at once would bring back the duplicates
+		 * this file is here to suppress, and past the modprobe
+		 * concurrency limit they would fail with -ETIME.
 		 */
 		kmod_dup_request_put(kmod_req);
-		return false;
+		goto again;
 	}
 	*dup_ret = ret ? ret : kmod_req->dup_ret;
 	kmod_dup_request_put(kmod_req);
