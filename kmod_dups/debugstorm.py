@@ -383,12 +383,17 @@ def killed_first_shell(ctx: Context) -> list[str]:
 # The first request's load must outlast the shell's wait for the duplicates
 # to show in the kernel log (it reads dmesg, slower with more CPUs), so that
 # the hog starts while the late waiter is still waiting.
-LATE_WAITER_INIT_MS = 2000
+LATE_WAITER_INIT_MS = 3000
 LATE_WAITER_INIT_MS_PER_CPU = 50
 LATE_WAITER_HELD_MS = 1000  # the late waiter returns at least this long after the others
 HOG_PRIO = 50  # SCHED_FIFO priority of the busy loop; the CPU's ksoftirqd runs above it
 SOFTIRQ_PRIO = 60
 
+# The hog is started, bound and SCHED_FIFO, before the storm, and blocks
+# reading a FIFO; once the duplicates wait, a write to the FIFO sets it
+# spinning at once (an exec chain from the 9p root takes too long under TCG
+# to start it then).  Nothing else may run on the hogged CPU meanwhile: RT
+# throttling is turned off while it spins.
 LATE_WAITER = rf"""kdx_late_waiter() {{
 	kdx_id=$1
 	kdx_want=$(($2 - 1))
@@ -400,6 +405,12 @@ LATE_WAITER = rf"""kdx_late_waiter() {{
 	fi
 	kdx_prep "$1" {TARGET} "init_delay_ms=$3"
 	taskset -p -c "$kdx_others" $$ > /dev/null || kds_die "reason=taskset"
+	kdx_fifo=/tmp/kdx-hog.$$
+	rm -f "$kdx_fifo"
+	mkfifo "$kdx_fifo" || kds_die "reason=mkfifo"
+	timeout -s KILL "$(($4 / 1000 + 180))" chrt -f {HOG_PRIO} taskset -c "$kdx_hog_cpu" \
+		sh -c 'read -r _ < "$1"; while :; do :; done' kdx-hog "$kdx_fifo" &
+	kdx_hog=$!
 	kdx_launch "$1" {TARGET} wait "$2" 1 wait 300 0
 	kdx_until '[ "$(kdx_dups "$kdx_id" {TARGET})" -ge "$kdx_want" ]'
 	kdx_rt=$(cat /proc/sys/kernel/sched_rt_runtime_us)
@@ -408,22 +419,21 @@ LATE_WAITER = rf"""kdx_late_waiter() {{
 	echo 0 > /proc/sys/kernel/timer_migration
 	kdx_softirqd=$(pgrep -x "ksoftirqd/$kdx_hog_cpu")
 	[ -n "$kdx_softirqd" ] && chrt -f -p {SOFTIRQ_PRIO} "$kdx_softirqd"
-	timeout -s KILL "$(($4 / 1000 + 120))" chrt -f {HOG_PRIO} taskset -c "$kdx_hog_cpu" sh -c 'while :; do :; done' &
-	kdx_hog=$!
+	echo go > "$kdx_fifo"
 	kdx_h0=$(kds_ms)
 	kdx_until '[ "$(kds_state {TARGET})" = live ]'
 	sleep "$(($4 / 1000 + 3))"
 	kill -TERM "$kdx_hog"
 	wait "$kdx_hog"
 	kdx_h1=$(kds_ms)
+	rm -f "$kdx_fifo"
 	echo "$kdx_rt" > /proc/sys/kernel/sched_rt_runtime_us
 	echo "$kdx_tm" > /proc/sys/kernel/timer_migration
 	[ -n "$kdx_softirqd" ] && chrt -o -p 0 "$kdx_softirqd"
 	taskset -p -c "0-$kdx_last" $$ > /dev/null
 	kdx_done "$1" {TARGET}
-	kds "late-waiter id=$1 hog_cpu=$kdx_hog_cpu hog_ms=$((kdx_h1 - kdx_h0)) linger_ms=$4"
+	kds "late-waiter id=$1 hog_cpu=$kdx_hog_cpu hog_at_ms=$((kdx_h0 - kdx_t0)) hog_ms=$((kdx_h1 - kdx_h0)) linger_ms=$4"
 }}"""
-
 
 
 def late_waiter_threads(ctx: Context) -> int:
@@ -768,9 +778,12 @@ def evaluate_late_waiter(out: GuestOutput, ctx: Context, console: str) -> Verdic
               f"{len(run.results)} callers {{{_rets(run.results)}}}; the late waiter on CPU {hog_cpu} "
               f"returned {after_ms} ms after the last of the others")
     if after_ms < LATE_WAITER_HELD_MS:
+        lead = run.by_role("lead")
+        when = (f"the hog spun from {rec['hog_at_ms']} ms, the load ended at "
+                f"{(lead[0].start_us + lead[0].latency_us) // 1000} ms" if lead and "hog_at_ms" in rec else "")
         problems.append(f"late-waiter: the caller on the hogged CPU {hog_cpu} returned {after_ms} ms after the "
-                        "others, so it was not kept off its CPU and the run shows nothing about a late "
-                        "waiter (the load ended before the hog started?)")
+                        f"others, so it was not kept off its CPU and the run shows nothing about a late "
+                        f"waiter ({when or 'the load ended before the hog started?'})")
     return _verdict("late-waiter", [run], problems, detail, hog_ms=int(rec["hog_ms"]),
                     late_waiter_after_ms=after_ms)
 

@@ -145,10 +145,10 @@ def test_storm_sizes_reach_the_script() -> None:
     assert "kdx_starve starve.1500 123 1500 40 kmod_dups_nonexistent_1500a kmod_dups_nonexistent_1500b" in text
     # the hog outlasts the as-posted linger; at most 40 callers so that, as
     # posted, the one kept off its CPU got a modprobe slot; the load takes
-    # longer with more CPUs (2000 ms + 50 ms a CPU)
-    assert "kdx_late_waiter late-waiter 8 2400 1000" in text
-    assert "kdx_late_waiter late-waiter 40 5200 2000" in script("as-posted", cpus=64, names=["late-waiter"])
-    assert "kdx_late_waiter late-waiter 40 5200 60000" in debugstorm.render(
+    # longer with more CPUs (3000 ms + 50 ms a CPU)
+    assert "kdx_late_waiter late-waiter 8 3400 1000" in text
+    assert "kdx_late_waiter late-waiter 40 6200 2000" in script("as-posted", cpus=64, names=["late-waiter"])
+    assert "kdx_late_waiter late-waiter 40 6200 60000" in debugstorm.render(
         PATHS, debugstorm.Context(cpus=64, variant="as-posted"), ["late-waiter"])
 
 
@@ -347,6 +347,32 @@ def test_captured_hardened_run_judged_again_with_a_defect_fails() -> None:
     assert not by_name["killed-first"].correct and by_name["killed-first"].defects == ["killed"]
     assert by_name["late-waiter"].reports and by_name["late-waiter"].defects == ["uaf"]
     assert [s.name for s in scenarios if not s.clean] == ["killed-first", "late-waiter"]
+
+
+# What each scenario shows of the as-posted variant, in the captured run.
+POSTED_DEFECTS = {"mix": ["linger"], "fail": ["linger"], "missing": ["linger"], "crowd": ["linger"],
+                  "failslab": [], "reload": ["linger"], "nowait-race": ["announce"], "killed-first": ["killed"],
+                  "late-waiter": ["uaf"], "starve": ["slots"]}
+
+
+def test_captured_as_posted_run_shows_each_defect() -> None:
+    ctx = debugstorm.Context(cpus=4, variant="as-posted", linger_ms=2000, sizes=CAPTURED_SIZES)
+    out, scenarios, boot, other = judge_captured("as-posted-4cpu", ctx, debugstorm.DEFAULT_SCENARIOS)
+    assert out.ended and not boot and not other
+    assert {s.name: s.defects for s in scenarios} == POSTED_DEFECTS
+    by_name = {s.name: s for s in scenarios}
+    # allocation failure is handled as posted too: the request runs untracked
+    assert by_name["failslab"].clean
+    # the use-after-free: KASAN reports, the last one in dups.c itself
+    uaf = by_name["late-waiter"].reports
+    assert uaf and all("KASAN: use-after-free" in str(r["text"]) for r in uaf)
+    assert any("kmod_dup_request_exists_wait" in str(r["text"]) for r in uaf)
+    assert by_name["late-waiter"].correct and by_name["late-waiter"].figures["late_waiter_after_ms"] > 1000
+    # the unrelated request: slower by seconds under 100 duplicates of a 3 s
+    # load, and out of modprobe slots (-ETIME) under a 7 s load
+    slow, starved = by_name["starve"].figures["points"]
+    assert slow["probe_ms"] > slow["baseline_ms"] + 2000 and slow["probe_ret"] == debugstorm.MODPROBE_FAILED
+    assert starved["probe_ret"] == -debugstorm.ETIME and starved["storm_etime"] == 50
 
 
 def test_results_lines_with_the_injected_column_parse() -> None:
