@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 from kmod_dups.errors import UserError
@@ -62,6 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
 PASSTHROUGH = {"trace": "kmod_dups.dupstrace"}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered as an interrupt so that every cleanup runs: the
+    boot harness kills its guest's process group (QEMU runs in a group of
+    its own and would outlive us), builds stop make."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def install_signal_handlers() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in PASSTHROUGH:
@@ -69,11 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(tool.main(argv[1:], prog=f"kmod-dups {argv[0]}") or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
+    install_signal_handlers()
     try:
         return int(args.func(args) or 0)
     except UserError as err:
         print(f"kmod-dups: error: {err}", file=sys.stderr)
         return err.exit_code
+    except Terminated:
+        print("kmod-dups: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("kmod-dups: interrupted", file=sys.stderr)
         return 130

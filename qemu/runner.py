@@ -303,7 +303,7 @@ def run(
     last_progress = start
     qemu_pid: int | None = None
     timed_out = quiet = kvm_error = False
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None  # Ctrl-C, or SIGTERM by way of the CLI
     console_tail = b""
     last_console_line = ""
     saw_kernel = False
@@ -398,8 +398,8 @@ def run(
                         break
                 if kvm_error:
                     break
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as err:
+        interrupted = err
     finally:
         qemu_gone = kill_group(proc, qemu_pid)
         for stream in (proc.stdout, proc.stderr):
@@ -414,7 +414,7 @@ def run(
     online_list = up_text.split()[1] if up_text and len(up_text.split()) > 1 else None
     cpus_online = len(consolemod.parse_cpu_list(online_list)) if online_list else None
     saw_kernel = saw_kernel or "Linux version" in console_text
-    if interrupted:
+    if interrupted is not None:
         result = "interrupted"
     else:
         result = decide(report, kvm_error=kvm_error, timed_out=timed_out, quiet=quiet,
@@ -437,8 +437,8 @@ def run(
         "x2apic": spec.x2apic, "cmdline": list(spec.cmdline), "qemu_extra": list(spec.qemu_extra),
     }
     _write_json(folder.result, record)
-    if interrupted:
-        raise KeyboardInterrupt
+    if interrupted is not None:
+        raise interrupted
     return outcome
 
 

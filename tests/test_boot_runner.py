@@ -8,6 +8,9 @@ process writing -pidfile); the real thing is in test_boot_slow.py.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -83,6 +86,39 @@ def test_timeout_kills_the_whole_group(tmp_path, monkeypatch):
     pid = int(folder.pidfile.read_text())
     assert not alive(pid) and outcome.qemu_gone
     assert json.loads(folder.result.read_text())["result"] == "timeout"
+
+
+def test_sigterm_to_kmod_dups_kills_the_guest(tmp_path, monkeypatch):
+    """QEMU runs in a process group of its own: a SIGTERM to kmod-dups (the
+    CLI's handler, as `kmod-dups boot/run/stress` install it) must still end it."""
+    spec, folder = setup(tmp_path, START_QEMU + "wait\n", monkeypatch)
+    child = textwrap.dedent(f"""
+        import pathlib, sys
+        from kmod_dups import cli
+        from kmod_dups.qemu import runner
+        from kmod_dups.qemu.spec import GuestSpec
+        cli.install_signal_handlers()
+        spec = GuestSpec(build_dir=pathlib.Path({str(tmp_path)!r}), kernel=pathlib.Path({str(spec.kernel)!r}),
+                         cpus=2, memory_mb=512, accel="tcg", guest_script=pathlib.Path({str(folder.script)!r}),
+                         rw_dirs=(pathlib.Path({str(folder.guest)!r}),), vng={spec.vng!r},
+                         pidfile=pathlib.Path({str(folder.pidfile)!r}))
+        folder = runner.RunFolder(pathlib.Path({str(folder.path)!r}))
+        try:
+            runner.run(spec, folder, timeout=120, quiet_timeout=120)
+        except cli.Terminated:
+            sys.exit(143)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", child])
+    for _ in range(100):
+        if folder.pidfile.is_file() and folder.pidfile.read_text().strip():
+            break
+        time.sleep(0.1)
+    pid = int(folder.pidfile.read_text())
+    assert alive(pid)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    assert not alive(pid)
+    assert json.loads(folder.result.read_text())["result"] == "interrupted"
 
 
 def test_no_output_watchdog(tmp_path, monkeypatch):
