@@ -348,14 +348,17 @@ def nowait_race_shell(ctx: Context) -> list[str]:
 
 NOWAIT_RACE_DELAY_MS = 2000
 NOWAIT_RACE_LEAD_MS = 20
+# The load must outlast the shell's wait for the duplicates to show in the
+# kernel log (slower with more CPUs), or the kill comes after the load.
 KILL_DELAY_MS = 3000
+KILL_DELAY_MS_PER_CPU = 50
 # The killed caller's modprobe runs on (only its caller was killed), and one
 # duplicate takes over as the first request and runs modprobe again; the
 # others wait for that one.
 KILLED_FIRST_LAUNCHES = 2
 
 KILLED_FIRST = rf"""kdx_killed_first() {{
-	kdx_prep "$1" {TARGET} "init_delay_ms={KILL_DELAY_MS}"
+	kdx_prep "$1" {TARGET} "init_delay_ms=$4"
 	kdx_s0=$(kdx_last_seq)
 	(echo "wait {TARGET}" > "$KDS_DIR/call") &
 	kdx_first=$!
@@ -377,7 +380,8 @@ def killed_first_shell(ctx: Context) -> list[str]:
     # As posted, only the duplicates that got one of the 50 modprobe slots
     # reach the dups check; the first request holds one slot.
     dups = min(threads, MAX_KMOD_CONCURRENT - 10)
-    return [KILLED_FIRST] + ctx.fresh() + [f"kdx_killed_first killed-first {threads} {dups}"]
+    delay = KILL_DELAY_MS + KILL_DELAY_MS_PER_CPU * ctx.cpus
+    return [KILLED_FIRST] + ctx.fresh() + [f"kdx_killed_first killed-first {threads} {dups} {delay}"]
 
 
 # The first request's load must outlast the shell's wait for the duplicates
