@@ -46,6 +46,9 @@ def boot_command(build: Path, cpus: int, runs: Path, script: Path, *, append: Se
     return cmd + ["--", "sh", str(script)]
 
 
+HARNESS_GRACE = 60  # seconds the harness gets to end its guest when we are interrupted
+
+
 def run_script(build: Path, cpus: int, script: str, runs: Path, *, name: str,
                append: Sequence[str] = (), timeout: float | None = None,
                memory: str | None = None) -> GuestRun:
@@ -61,7 +64,19 @@ def run_script(build: Path, cpus: int, script: str, runs: Path, *, name: str,
     cmd = boot_command(build, cpus, runs, path, append=append, timeout=timeout, memory=memory)
     # The harness prints its progress on stderr (passed through) and CMD's
     # output on stdout, which output.log keeps anyway.
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, check=False)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM (see kmod_dups.cli): let the harness end its
+        # guest (QEMU runs in a session of its own, which a SIGKILL to the
+        # harness would leave behind), then stop.
+        proc.terminate()
+        try:
+            proc.wait(timeout=HARNESS_GRACE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
     new = sorted(p for p in runs.iterdir() if p.name not in before and p.is_dir() and p != scripts)
     if not new:
         return GuestRun(None, proc.returncode, {}, "", path)
