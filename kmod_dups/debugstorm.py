@@ -254,12 +254,13 @@ kdx_dups() {
 	kds_log_since "$1" | grep -c "duplicate request for module $2\$"
 }
 
-# The injected-fault stacks logged since mark $1, as KDS dmesg lines: read
-# from the kernel's log buffer, which keeps every line, where the serial
-# console can lose some when thousands of lines come at once.
+# The injected-fault stacks logged since mark $1 (their frames in function
+# $2 and should_failslab), as KDS dmesg lines: read from the kernel's log
+# buffer, which keeps every line, where the serial console can lose some
+# when thousands of lines come at once.
 kdx_stacks() {
 	kds_log_since "$1" |
-		grep -E 'Call Trace:|</TASK>|should_failslab\+|kmod_dup_request_exists_wait\+' |
+		grep -E "Call Trace:|</TASK>|should_failslab\\+|$2\\+" |
 		sed "s/^/KDS dmesg id=$1 /"
 }
 
@@ -305,7 +306,7 @@ def failslab_shell(ctx: Context) -> list[str]:
                      inject=s.inject) for i in range(1, s.repeat + 1)]
     lines.append(_storm("failslab.fail", FAIL, "wait", ctx.threads(), s.rounds, options="init_delay_ms=100",
                         inject=s.inject))
-    lines.append(f"kdx_stacks {STACKS_ID}")
+    lines.append(f"kdx_stacks {STACKS_ID} {DUPS_FUNCTION}")
     return lines
 
 
@@ -348,10 +349,6 @@ def nowait_race_shell(ctx: Context) -> list[str]:
 
 NOWAIT_RACE_DELAY_MS = 2000
 NOWAIT_RACE_LEAD_MS = 20
-# The load must outlast the shell's wait for the duplicates to show in the
-# kernel log (slower with more CPUs), or the kill comes after the load.
-KILL_DELAY_MS = 3000
-KILL_DELAY_MS_PER_CPU = 50
 # The killed caller's modprobe runs on (only its caller was killed), and one
 # duplicate takes over as the first request and runs modprobe again; the
 # others wait for that one.
@@ -380,15 +377,22 @@ def killed_first_shell(ctx: Context) -> list[str]:
     # As posted, only the duplicates that got one of the 50 modprobe slots
     # reach the dups check; the first request holds one slot.
     dups = min(threads, MAX_KMOD_CONCURRENT - 10)
-    delay = KILL_DELAY_MS + KILL_DELAY_MS_PER_CPU * ctx.cpus
-    return [KILLED_FIRST] + ctx.fresh() + [f"kdx_killed_first killed-first {threads} {dups} {delay}"]
+    return [KILLED_FIRST] + ctx.fresh() + [
+        f"kdx_killed_first killed-first {threads} {dups} {slow_load_ms(ctx)}"]
 
 
-# The first request's load must outlast the shell's wait for the duplicates
-# to show in the kernel log (it reads dmesg, slower with more CPUs), so that
-# the hog starts while the late waiter is still waiting.
-LATE_WAITER_INIT_MS = 3000
-LATE_WAITER_INIT_MS_PER_CPU = 50
+SLOW_LOAD_MS = 3000
+SLOW_LOAD_MS_PER_CPU = 50
+
+
+def slow_load_ms(ctx: Context) -> int:
+    """The init delay of a load that the shell acts on while it is still in
+    progress (killed-first kills its caller, late-waiter starts the hog): it
+    must outlast the shell's wait for the duplicates to show in the kernel
+    log, which reads dmesg and is slower with more CPUs."""
+    return SLOW_LOAD_MS + SLOW_LOAD_MS_PER_CPU * ctx.cpus
+
+
 LATE_WAITER_HELD_MS = 1000  # the late waiter returns at least this long after the others
 HOG_PRIO = 50  # SCHED_FIFO priority of the busy loop; the CPU's ksoftirqd runs above it
 SOFTIRQ_PRIO = 60
@@ -452,11 +456,8 @@ def late_waiter_shell(ctx: Context) -> list[str]:
     # delayed delete runs while the waiter on the hog's CPU has not run yet.
     threads = late_waiter_threads(ctx)
     return [LATE_WAITER] + ctx.fresh() + [
-        f"kdx_late_waiter late-waiter {threads} {late_waiter_init_ms(ctx)} {max(ctx.linger, 1000)}"]
+        f"kdx_late_waiter late-waiter {threads} {slow_load_ms(ctx)} {max(ctx.linger, 1000)}"]
 
-
-def late_waiter_init_ms(ctx: Context) -> int:
-    return LATE_WAITER_INIT_MS + LATE_WAITER_INIT_MS_PER_CPU * ctx.cpus
 
 
 def kernel_args(ctx: Context, names: Sequence[str]) -> list[str]:
