@@ -35,10 +35,15 @@ def locked(name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def runs_dir() -> Path:
+    """Where run folders go unless told otherwise: every job's, one place."""
+    return cache_dir() / "runs"
+
+
 def new_run_folder(base: Path | None, prefix: str, cpus: int) -> Path:
     """A fresh folder PREFIX-<date>-<time>-<cpus>cpu for one run's report
-    and guests, under *base* (default: the cache's runs/)."""
-    base = base or cache_dir() / "runs"
+    and guests, under *base* (default: ``runs_dir()``)."""
+    base = base or runs_dir()
     folder = base / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{cpus}cpu"
     try:
         folder.mkdir(parents=True, exist_ok=False)

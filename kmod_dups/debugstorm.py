@@ -57,14 +57,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kmod_dups import guest_storm
+from kmod_dups.kernel_abi import ERESTARTSYS, ETIME, MAX_KMOD_CONCURRENT, MODPROBE_FAILED
 from kmod_dups.guest_storm import FAIL, NONEXISTENT, TARGET, CallRecord, GuestOutput, GuestPaths, StormRun
 
-# What a request_module() caller gets when modprobe exits 1 (a failing init,
-# or no such module), as call_usermodehelper_exec() reports it.
-MODPROBE_FAILED = 256
-ERESTARTSYS = 512
-ETIME = 62
-MAX_KMOD_CONCURRENT = 50  # 6.1's modprobe slots
 POSTED_LINGER_MS = 60_000
 MAX_THREADS = 8192  # kmod_dups_storm's limit
 SCENARIO_MARK = "kmod-dups scenario "

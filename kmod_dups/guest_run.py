@@ -17,7 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kmod_dups.cache import cache_dir
 from kmod_dups.errors import UserError
+from kmod_dups.qemu.visibility import check_visible
 
 
 @dataclass
@@ -53,6 +55,13 @@ def run_script(build: Path, cpus: int, script: str, runs: Path, *, name: str,
                append: Sequence[str] = (), timeout: float | None = None,
                memory: str | None = None) -> GuestRun:
     runs = runs.expanduser().resolve()
+    check_visible({
+        "the Python that runs kmod-dups in the guest": Path(sys.prefix),
+        "the kmod_dups package": Path(__file__).resolve().parent,
+        "the build": build,
+        "the run folder": runs,
+        "the kmod-dups cache (modules roots; KMOD_DUPS_CACHE)": cache_dir(),
+    })
     scripts = runs / "scripts"
     try:
         scripts.mkdir(parents=True, exist_ok=True)

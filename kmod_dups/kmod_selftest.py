@@ -34,6 +34,7 @@ from kmod_dups import guest_storm, kmods
 from kmod_dups.errors import UserError
 from kmod_dups.guest_run import GuestRun
 from kmod_dups.guest_storm import GuestPaths
+from kmod_dups.qemu import console as consolemod
 
 KMOD_SH = "tools/testing/selftests/kmod/kmod.sh"
 PREFIX = "KDS "
@@ -192,8 +193,51 @@ def parse(text: str) -> list[SelftestResult]:
         res.failures = [line.strip() for line in res.log if "FAIL" in line]
         k = kernel.get(res.id)
         if k:
-            res.launches, res.dups = int(k["launches"]), int(k["dups"])
+            res.launches = int(k["launches"])
+            # Without its mark the test's part of the kernel log was
+            # overwritten (thousands of warnings in a small log buffer): the
+            # guest's count of 0 means nothing, so there is no count.
+            res.dups = int(k["dups"]) if k.get("marked") == "1" else None
     return results
+
+
+_MARK = re.compile(r"kmod-dups mark (\S+)$")
+_DROPPED = re.compile(r"\*\* \d+ printk messages dropped \*\*")
+
+
+@dataclass(frozen=True)
+class ConsoleCount:
+    dups: int  # duplicate request warnings on the console between the test's mark and the next
+    dropped: bool  # printk dropped messages meanwhile: dups is a lower bound
+
+
+def console_dups(console: str) -> dict[str, ConsoleCount]:
+    """Duplicate warnings per test, counted on the serial console, which
+    keeps every line the guest's log buffer may since have overwritten."""
+    counts: dict[str, list[int]] = {}
+    current = None
+    for raw in console.splitlines():
+        text = consolemod.strip_prefix(raw)
+        mark = _MARK.search(text)
+        if mark:
+            current = mark.group(1)
+            counts[current] = [0, 0]
+        elif current is not None:
+            if text.startswith(consolemod.DUPS_WARNING):
+                counts[current][0] += 1
+            elif _DROPPED.search(text):
+                counts[current][1] = 1
+    return {tid: ConsoleCount(n, bool(dropped)) for tid, (n, dropped) in counts.items()}
+
+
+def with_console(results: Sequence[SelftestResult], console: str | None) -> None:
+    """Take each test's duplicate count from the console when the console
+    has its mark; a count with dropped messages is no count."""
+    counts = console_dups(console or "")
+    for res in results:
+        count = counts.get(res.id)
+        if count is not None:
+            res.dups = None if count.dropped else count.dups
 
 
 def table(results: Sequence[SelftestResult], tests: dict[str, KmodTest] | None = None) -> str:
@@ -202,7 +246,7 @@ def table(results: Sequence[SelftestResult], tests: dict[str, KmodTest] | None =
     for r in results:
         what = r.reason or (tests[r.id].description if tests and r.id in tests else "")
         rows.append(f"{r.id:<5} {r.status:<6} {f'{r.runs}/{r.count}':>5} {r.ms:>8} "
-                    f"{'-' if r.launches is None else r.launches:>8} {'-' if r.dups is None else r.dups:>6}"
+                    f"{'?' if r.launches is None else r.launches:>8} {'?' if r.dups is None else r.dups:>6}"
                     f"  {what[:40]}")
     return "\n".join(rows)
 
@@ -230,4 +274,12 @@ def run(build: Path, cpus: int, runs: Path, *, select: Sequence[str] | None = No
     script = render(GuestPaths(str(root.root), root.release), sh, steps)
     guest = guest_run.run_script(kb.path, cpus, script, runs, name="kmod-selftest", append=append,
                                  timeout=timeout)
-    return SelftestRun(guest, parse(guest.output), tests)
+    results = parse(guest.output)
+    console = None
+    if guest.folder is not None:
+        try:
+            console = (guest.folder / "console.log").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            console = None
+    with_console(results, console)
+    return SelftestRun(guest, results, tests)

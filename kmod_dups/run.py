@@ -14,11 +14,12 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kmod_dups import guest_storm, kmods
+from kmod_dups import atomic, guest_storm, kmods
 from kmod_dups.dupstrace import ModuleCounts, human_bytes
 from kmod_dups.errors import UserError
 from kmod_dups.guest_run import GuestRun, run_script
 from kmod_dups.guest_storm import GuestPaths, Storm, StormRun
+from kmod_dups.kernel_abi import MODPROBE_FAILED
 
 FEATURE_CONFIGS = ["boot", "bcc", "test_kmod", "dups"]
 CONTROL_CONFIGS = ["boot", "bcc", "test_kmod", "nodups"]
@@ -29,20 +30,23 @@ TRACE_READY_S = 900  # BCC compiles its program in the guest: slow under TCG
 
 @dataclass(frozen=True)
 class Target:
-    """A module name the storm asks for, and what one load of it costs."""
+    """A module name the storm asks for, what one load of it costs and what
+    every caller must get."""
 
     storm_id: str
     name: str
     finit_expected: int  # finit_module() calls for one load: 0 for a missing module
+    ret_expected: int  # 0 for a module that loads, modprobe's failure status otherwise
     judged: bool = True  # part of the verdict (a real module's load is too quick to promise a window)
 
 
 TARGETS = [
-    Target("delayed", kmods.TARGET, 1),
-    Target("failing", kmods.FAIL, 1),
-    Target("missing", kmods.NONEXISTENT, 0),
-    Target("real", REAL_MODULE, 1, judged=False),
+    Target("delayed", kmods.TARGET, 1, 0),
+    Target("failing", kmods.FAIL, 1, MODPROBE_FAILED),
+    Target("missing", kmods.NONEXISTENT, 0, MODPROBE_FAILED),
+    Target("real", REAL_MODULE, 1, 0, judged=False),
 ]
+MIN_CPUS = 2  # one first request and at least one duplicate
 
 
 @dataclass
@@ -124,28 +128,88 @@ def parse_trace(output: str) -> dict:
 
 
 def judge(target: Target, kernel: str, storm: StormRun | None, counts: ModuleCounts | None) -> Outcome:
+    """One module on one kernel.  On the feature-on kernel, converged means:
+    N callers, N requests traced, N-1 of them reported by the kernel as
+    duplicates, one modprobe launch, the finit_module() calls of one load,
+    and every caller got the expected result.  On the control kernel the
+    same storm must show more than one launch (else it opened no window and
+    the feature's numbers prove nothing); ``converged`` is then False."""
     results = storm.results if storm else []
     rets: dict[int, int] = {}
     for call in results:
         rets[call.ret] = rets.get(call.ret, 0) + 1
+    n = len(results)
     reasons = []
     if not results:
         reasons.append("no storm results")
+    elif n < MIN_CPUS:
+        reasons.append(f"{n} caller: a storm needs at least {MIN_CPUS}")
     if counts is None:
         reasons.append("the tracer saw no request")
     else:
-        if counts.requests != len(results):
-            reasons.append(f"{counts.requests} requests traced for {len(results)} callers")
+        if counts.requests != n:
+            reasons.append(f"{counts.requests} requests traced for {n} callers")
+        if kernel == "dups" and counts.dups != n - 1:
+            reasons.append(f"{counts.dups} duplicates reported by the kernel for {n} callers")
         if counts.launches != 1:
             reasons.append(f"{counts.launches} modprobe launches")
         if counts.finit != target.finit_expected:
             reasons.append(f"{counts.finit} finit_module() calls")
     if len(rets) > 1:
-        reasons.append("callers got different results: " + ", ".join(f"{r}x{n}" for r, n in sorted(rets.items())))
+        reasons.append("callers got different results: " + ", ".join(f"{r}x{c}" for r, c in sorted(rets.items())))
+    elif rets and next(iter(rets)) != target.ret_expected:
+        reasons.append(f"callers got {next(iter(rets))}, expected {target.ret_expected}")
     converged = not reasons
-    return Outcome(module=target.name, kernel=kernel, callers=len(results), rets=rets, counts=counts,
+    return Outcome(module=target.name, kernel=kernel, callers=n, rets=rets, counts=counts,
                    judged=target.judged, converged=converged,
                    why="N requests, one modprobe, one result" if converged else "; ".join(reasons))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The main job's answer, with every reason it is not a yes."""
+
+    ok: bool
+    problems: list[str]
+    notes: list[str]
+
+    def lines(self) -> list[str]:
+        head = ("duplicates converge with the feature on" if self.ok
+                else "duplicates DO NOT converge with the feature on, or nothing shows they would not without it")
+        return [f"verdict: {head}"] + [f"  {p}" for p in self.problems] + [f"  note: {n}" for n in self.notes]
+
+
+def verdict(runs: list[KernelRun]) -> Verdict:
+    """Converged on the feature-on kernel, for every judged module, and the
+    control kernel shows the same storms cost more than one launch."""
+    problems: list[str] = []
+    notes: list[str] = []
+    by_kernel = {r.kernel: r for r in runs}
+    feature = by_kernel.get("dups")
+    if feature is None:
+        return Verdict(False, ["the feature-on kernel did not run"], [])
+    judged = [o for o in feature.outcomes if o.judged]
+    if not judged:
+        problems.append("no module was judged on the feature-on kernel")
+    problems += [f"{o.module}: {o.why}" for o in judged if not o.converged]
+    control = by_kernel.get("control")
+    if control is None:
+        notes.append("no control kernel (--no-control): nothing was compared, so nothing shows the storms "
+                     "opened a window for duplicates")
+    else:
+        seen = {o.module: o for o in control.outcomes}
+        for o in judged:
+            c = seen.get(o.module)
+            launches = c.counts.launches if c and c.counts else None
+            if launches is None:
+                problems.append(f"{o.module}: the control kernel has no traced launches to compare with")
+            elif launches <= 1:
+                problems.append(f"{o.module}: the storm opened no window: the control kernel too ran "
+                                f"{launches} modprobe for {c.callers} callers")
+    for run in runs:
+        if run.untraced:
+            notes.append(f"{run.kernel}: not traced: {'; '.join(run.untraced)}")
+    return Verdict(not problems, problems, notes)
 
 
 def run_kernel(kernel: str, build: Path, cpus: int, runs: Path, targets: list[Target],
@@ -205,11 +269,18 @@ def table(runs: list[KernelRun]) -> str:
 
 
 def verdict_ok(runs: list[KernelRun]) -> bool:
-    feature = [o for r in runs if r.kernel == "dups" for o in r.outcomes if o.judged]
-    return bool(feature) and all(o.converged for o in feature)
+    return verdict(runs).ok
+
+
+def report_data(runs: list[KernelRun]) -> dict:
+    """The run as JSON-ready data: the verdict and each kernel's outcomes."""
+    answer = verdict(runs)
+    return {"converged": answer.ok, "problems": answer.problems, "notes": answer.notes,
+            "kernels": [asdict(r) for r in runs]}
 
 
 def write_report(folder: Path, runs: list[KernelRun]) -> None:
-    data = {"converged": verdict_ok(runs), "kernels": [asdict(r) for r in runs]}
-    (folder / "report.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-    (folder / "report.txt").write_text(table(runs) + "\n")
+    answer = verdict(runs)
+    data = report_data(runs)
+    atomic.write_text(folder / "report.json", json.dumps(data, indent=2, default=str) + "\n")
+    atomic.write_text(folder / "report.txt", table(runs) + "\n" + "\n".join(answer.lines()) + "\n")

@@ -29,8 +29,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kmod_dups.codegen.render import check_variant
 
     check_variant(args.variant)
-    if args.cpus < 1:
-        raise UserError(f"--cpus {args.cpus}: give at least 1")
+    if args.cpus < run.MIN_CPUS:
+        raise UserError(f"--cpus {args.cpus}: a storm needs at least {run.MIN_CPUS} callers "
+                        "(one first request and a duplicate); give --cpus 2 or more")
     folder = new_run_folder(args.runs, "run", args.cpus)
     say(f"run folder {folder}")
     kernels = [("dups", run.FEATURE_CONFIGS)]
@@ -45,13 +46,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     for kernel, _ in kernels:
         results.append(run.run_kernel(kernel, builds[kernel], args.cpus, folder / "guests", run.TARGETS, say))
         run.write_report(folder, results)
+    answer = run.verdict(results)
     print(run.table(results))
+    print("\n".join(answer.lines()))
     if args.json:
-        print(json.dumps(json.loads((folder / "report.json").read_text()), indent=2))
-    ok = run.verdict_ok(results)
-    say(f"verdict: {'duplicates converge' if ok else 'duplicates DO NOT converge'} with the feature on; "
-        f"report in {folder}/report.txt and report.json")
-    return 0 if ok else 1
+        print(json.dumps(run.report_data(results), indent=2, default=str))
+    say(f"report in {folder}/report.txt and report.json")
+    return 0 if answer.ok else 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

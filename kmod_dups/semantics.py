@@ -37,12 +37,10 @@ from dataclasses import dataclass
 
 from kmod_dups import guest_storm
 from kmod_dups.guest_storm import FAIL, TARGET, CallResult, GuestOutput, GuestPaths, Storm, StormRun
-
-# -ERESTARTSYS: what a killed duplicate waiter gets from
+# -ERESTARTSYS is what a killed duplicate waiter gets from
 # wait_for_completion_state(..., TASK_KILLABLE).
-ERESTARTSYS = 512
-# modprobe's exit status 1 as call_usermodehelper_exec() reports it.
-MODPROBE_FAILED = 256
+from kmod_dups.kernel_abi import ERESTARTSYS, MODPROBE_FAILED
+
 
 KILL_DELAY_MS = 8000
 

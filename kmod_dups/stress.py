@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kmod_dups import debugstorm, guest_storm, kmods
+from kmod_dups import atomic, debugstorm, guest_storm, kmods
 from kmod_dups.errors import UserError
 from kmod_dups.guest_run import run_script
 from kmod_dups.guest_storm import GuestPaths
@@ -69,6 +69,7 @@ class StressReport:
     scenarios: list[ScenarioReport] = field(default_factory=list)
     boot_reports: list[dict[str, object]] = field(default_factory=list)
     other_reports: list[dict[str, object]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # why the run as a whole proves nothing
 
     @property
     def requests(self) -> int:
@@ -81,8 +82,8 @@ class StressReport:
 
     @property
     def clean(self) -> bool:
-        return self.ended and bool(self.scenarios) and all(s.clean for s in self.scenarios) \
-            and not self.boot_reports and not self.other_reports
+        return self.ended and not self.problems and bool(self.scenarios) \
+            and all(s.clean for s in self.scenarios) and not self.boot_reports and not self.other_reports
 
     @property
     def defects(self) -> dict[str, list[str]]:
@@ -115,26 +116,57 @@ def check_debug_kernel(build: Path, names: Sequence[str]) -> dict[str, str]:
     return kb.config
 
 
-def findings(text: str) -> list[dict[str, object]]:
-    return [f.as_dict() for f in consolemod.classify(text).findings]
+def findings(text: str, dups_sites: Collection[int] | None = None) -> list[dict[str, object]]:
+    return [f.as_dict() for f in consolemod.classify(text, dups_sites).findings]
 
 
-def judge(output: str, console: str, ctx: debugstorm.Context, names: Sequence[str]
+def run_problems(result: str, console: str | None) -> list[str]:
+    """Why a stress run as a whole proves nothing, whatever its scenarios say."""
+    problems = []
+    if console is None:
+        problems.append("the guest's console.log cannot be read: no kernel report could be looked for")
+    elif "Linux version" not in console:
+        problems.append("the guest's console.log holds no kernel log: no kernel report could be looked for")
+    if result != "ok":
+        problems.append(f"the guest ended as {result!r}, not ok")
+    return problems
+
+
+def dups_sites(build: Path) -> frozenset[int] | None:
+    """Where the build's dups.c raises its warning, from the work tree it was
+    built from (None when that tree is gone)."""
+    from kmod_dups.build import pipeline
+
+    tree = pipeline.read_record(build).get("worktree")
+    try:
+        return consolemod.warning_sites((Path(tree) / "kernel/module/dups.c").read_text()) if tree else None
+    except OSError:
+        return None
+
+
+def judge(output: str, console: str, ctx: debugstorm.Context, names: Sequence[str],
+          dups_sites: Collection[int] | None = None,
           ) -> tuple[guest_storm.GuestOutput, list[ScenarioReport], list[dict], list[dict]]:
     """The guest's output and console -> one report per scenario, plus the
-    reports made during boot and outside any scenario."""
+    reports made during boot and outside any scenario.  *dups_sites*: the
+    lines of the dups WARN() in the kernel's dups.c (``console.classify``)."""
     out = guest_storm.parse_output(output)
     sections = debugstorm.split_console(console)
     verdicts = debugstorm.evaluate(out, ctx, names, sections)
     reports = []
     for verdict in verdicts:
-        found = findings(sections.get(verdict.scenario, ""))
-        reports.append(ScenarioReport(verdict.scenario, verdict.correct, verdict.requests, verdict.max_threads,
-                                      found, verdict.detail, verdict.problems, verdict.figures,
-                                      debugstorm.defects_shown(verdict.problems, found)))
-    boot = findings(sections.get("boot", ""))
+        found = findings(sections.get(verdict.scenario, ""), dups_sites)
+        problems = list(verdict.problems)
+        if verdict.scenario not in sections and out.record("scenario", verdict.scenario):
+            # It ran, but what the kernel said meanwhile cannot be read.
+            problems.append(f"its marker ({debugstorm.SCENARIO_MARK}{verdict.scenario}) is not in the console, "
+                            "so its kernel reports cannot be read")
+        reports.append(ScenarioReport(verdict.scenario, verdict.correct and not problems, verdict.requests,
+                                      verdict.max_threads, found, verdict.detail, problems, verdict.figures,
+                                      debugstorm.defects_shown(problems, found)))
+    boot = findings(sections.get("boot", ""), dups_sites)
     other = [f for name, text in sections.items() if name not in names and name != "boot"
-             for f in findings(text)]
+             for f in findings(text, dups_sites)]
     return out, reports, boot, other
 
 
@@ -172,16 +204,17 @@ def run_stress(build: Path, cpus: int, names: Sequence[str], sizes: debugstorm.S
     if guest.folder is None:
         raise UserError(f"the boot harness made no run folder under {runs} (exit status {guest.status})")
     try:
-        console = (guest.folder / "console.log").read_text(encoding="utf-8", errors="replace")
+        console: str | None = (guest.folder / "console.log").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        console = ""
-    out, scenarios, boot, other = judge(guest.output, console, ctx, names)
+        console = None
+    out, scenarios, boot, other = judge(guest.output, console or "", ctx, names, dups_sites(build))
     timings = guest.result.get("timings") if isinstance(guest.result.get("timings"), dict) else {}
+    result = guest.result.get("result", "no-result")
     return StressReport(variant=variant, linger_ms=linger, build=str(build), cpus=cpus,
-                        online=out.setup.get("online", "?"), guest=str(guest.folder),
-                        result=guest.result.get("result", "no-result"),
+                        online=out.setup.get("online", "?"), guest=str(guest.folder), result=result,
                         boot_seconds=(timings or {}).get("guest_up"), seconds=seconds, ended=out.ended,
-                        scenarios=scenarios, boot_reports=boot, other_reports=other)
+                        scenarios=scenarios, boot_reports=boot, other_reports=other,
+                        problems=run_problems(result, console))
 
 
 def _report_line(f: dict[str, object]) -> str:
@@ -202,12 +235,13 @@ def table(report: StressReport) -> str:
     lines.append(f"{report.variant}{linger}: {report.requests} requests, {report.cpus} vCPUs "
                  f"({report.online} online)")
     lines.append(f"{report.reports} kernel reports; guest {report.result}, {report.seconds:.0f} s")
+    lines += [f"not clean: {p}" for p in report.problems]
     return "\n".join(line[:80] for line in lines)
 
 
 def details(report: StressReport) -> str:
     """Every problem, report and figure, one scenario after the other."""
-    out = []
+    out = [f"[run] {p}" for p in report.problems]
     for s in report.scenarios:
         out.append(f"[{s.name}] {s.detail}")
         out += [f"  problem: {p}" for p in s.problems]
@@ -222,5 +256,5 @@ def details(report: StressReport) -> str:
 def write_report(folder: Path, report: StressReport) -> None:
     data = asdict(report)
     data.update(requests=report.requests, reports=report.reports, clean=report.clean, defects=report.defects)
-    (folder / "report.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-    (folder / "report.txt").write_text(table(report) + "\n\n" + details(report) + "\n")
+    atomic.write_text(folder / "report.json", json.dumps(data, indent=2, default=str) + "\n")
+    atomic.write_text(folder / "report.txt", table(report) + "\n\n" + details(report) + "\n")

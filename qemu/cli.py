@@ -7,10 +7,12 @@ import shutil
 import sys
 from pathlib import Path
 
+from kmod_dups.cache import runs_dir
 from kmod_dups.errors import UserError
 from kmod_dups.qemu import accel as accelmod
 from kmod_dups.qemu import guestscript, limits, runner
 from kmod_dups.qemu.spec import GuestSpec
+from kmod_dups.qemu.visibility import check_visible
 
 DESCRIPTION = """\
 Boot the kernel of a build folder in an x86_64 q35 QEMU guest with N vCPUs,
@@ -73,8 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--qemu-arg", action="append", default=[], metavar="ARG",
                         help="extra QEMU argument, after the harness's own (repeatable; "
                         "e.g. --qemu-arg=-device --qemu-arg=virtio-rng-pci)")
-    parser.add_argument("--runs", type=Path, default=Path("kmod-dups-runs"), metavar="DIR",
-                        help="where run folders go (default ./kmod-dups-runs)")
+    parser.add_argument("--runs", type=Path, metavar="DIR",
+                        help="where run folders go (default ~/.cache/kmod-dups/runs, as for every job)")
     parser.add_argument("--qemu", metavar="BINARY", help="QEMU binary (default qemu-system-x86_64)")
     parser.add_argument("--show-console", action="store_true",
                         help="copy the kernel console to stderr as it comes")
@@ -125,6 +127,8 @@ def validate(args: argparse.Namespace) -> tuple[limits.QemuInfo, dict[str, str],
     build: Path = args.build
     if not build.is_dir():
         raise UserError(f"--build {build}: no such folder")
+    args.runs = args.runs or runs_dir()
+    check_visible({"the build": build, "the run folder": args.runs})
     config = limits.read_build_config(build)
     kernel = pick_kernel(build, config)
     qemu = limits.probe_qemu(limits.find_qemu(args.qemu))

@@ -34,6 +34,8 @@ MIN_QEMU = (7, 2, 0)
 XAPIC_MAX_CPUS = 255
 # TCG emulates x2APIC (needed above 255 vCPUs) from QEMU 9.0 on; KVM has it.
 TCG_X2APIC_QEMU = (9, 0, 0)
+# q35's ceiling in bookworm-backports' QEMU 10.0, what setup-debian installs.
+BACKPORTS_Q35_MAX_CPUS = 4096
 SETUP_HINT = "install QEMU from bookworm-backports: run ./setup-debian as root"
 
 
@@ -195,9 +197,14 @@ def check_cpus(cpus: int, qemu: QemuInfo, config: dict[str, str], accel: str = "
     if cpus < 1:
         raise UserError(f"--cpus {cpus}: need at least 1 vCPU")
     if cpus > qemu.q35_max_cpus:
+        # An upgrade only helps when the QEMU that setup-debian installs
+        # allows more than this one does.
+        hint = SETUP_HINT if qemu.q35_max_cpus < BACKPORTS_Q35_MAX_CPUS else "ask for fewer vCPUs"
+        kernel = nr_cpus(config)
+        also = f" (and the kernel was built with CONFIG_NR_CPUS={kernel})" if kernel < cpus else ""
         raise UserError(
             f"--cpus {cpus}: QEMU {qemu.version_str} allows at most {qemu.q35_max_cpus} "
-            f"vCPUs on q35; {SETUP_HINT}"
+            f"vCPUs on q35{also}; {hint}"
         )
     if cpus > XAPIC_MAX_CPUS and accel == "tcg" and qemu.version < TCG_X2APIC_QEMU:
         need = ".".join(map(str, TCG_X2APIC_QEMU))

@@ -12,7 +12,8 @@ import pytest
 from kmod_dups.codegen import basetree
 
 REPO = Path(__file__).resolve().parent.parent
-SEED = REPO.parent / "shared" / "seed" / "000_b656a6e755026c17.txt"
+# The spec: the seed patch, kept in the repository so a clone stands alone.
+SEED = REPO / "spec" / "000_b656a6e755026c17.txt"
 SIGNOFF = "Kmod Dups Test <kmod-dups-test@example.org>"
 
 
@@ -26,7 +27,7 @@ def base_tree() -> Path:
 @pytest.fixture(scope="session")
 def seed_text() -> str:
     if not SEED.is_file():
-        pytest.fail(f"the seed is missing: {SEED} (the shared/ folder must sit beside the repo)")
+        pytest.fail(f"the seed is missing: {SEED}")
     return SEED.read_text()
 
 

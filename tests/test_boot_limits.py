@@ -117,3 +117,17 @@ def test_probe_installed_qemu():
 def test_missing_qemu():
     with pytest.raises(UserError, match="not found"):
         limits.find_qemu("qemu-system-x86_64-does-not-exist")
+
+
+def test_over_qemu_10_limit_names_the_limit_without_advising_backports():
+    with pytest.raises(UserError) as err:
+        limits.check_cpus(5000, qemu(), CONFIG_448, "tcg")
+    text = str(err.value)
+    assert "at most 4096" in text and "CONFIG_NR_CPUS=512" in text
+    assert "backports" not in text
+
+
+def test_over_qemu_7_2_limit_advises_backports():
+    with pytest.raises(UserError) as err:
+        limits.check_cpus(300, qemu((7, 2, 22), 288), CONFIG_448, "tcg")
+    assert "at most 288" in str(err.value) and "backports" in str(err.value)

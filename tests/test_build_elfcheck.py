@@ -48,6 +48,9 @@ static const struct kernel_param __param_enable_dups_trace
 	{ __param_str_enable_dups_trace, NULL, &PARAM_OPS, PERM, -1, 0, { &enable_dups_trace } };
 
 extern int printf(const char *, ...);
+#ifdef NO_PRINTK
+#define printf(...) 0	/* what CONFIG_PRINTK=n makes of pr_warn() */
+#endif
 __attribute__((noinline)) int kmod_dup_request_exists_wait(char *name, bool wait, int *ret)
 {
 	printf("module-autoload: duplicate request for module %s\n", name);
@@ -156,3 +159,15 @@ def test_stripped_and_non_elf_files_are_one_line_errors(tmp_path: Path) -> None:
     text.write_text("not an elf\n")
     with pytest.raises(UserError, match="not an ELF file"):
         elfcheck.check(text, feature=True, trace=False)
+
+
+def test_without_printk_the_format_is_expected_absent(tmp_path: Path) -> None:
+    """tinyconfig + the feature fragment: CONFIG_PRINTK is off, so the
+    warning's format is compiled out; expecting it would reject a good build."""
+    image = compile_image(tmp_path, "noprintk", *feature_flags(0), "-DNO_PRINTK")
+    assert elfcheck.check(image, feature=True, trace=False, printk=False).ok
+    report = elfcheck.check(image, feature=True, trace=False, printk=True)
+    assert [c.what for c in report.failures()] == ["warning format in .rodata"]
+    # With printk, a format that is missing is still a failure.
+    assert not elfcheck.check(compile_image(tmp_path, "off"), feature=True, trace=False, printk=False).ok
+    assert elfcheck.expectations({"MODULE_DEBUG_AUTOLOAD_DUPS": "y"}) == (True, False, False)

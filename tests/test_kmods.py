@@ -450,3 +450,27 @@ def test_guest_kmod_selftest_0005(tmp_path: Path, guest_paths: GuestPaths, defau
     assert result.status == "pass", result.reason
     # 50 test_kmod threads request test_module at once: one modprobe.
     assert result.launches == 1 and result.dups == 49
+
+
+def test_kmod_selftest_without_its_mark_has_no_dups_count():
+    """150 rounds of 0008 print thousands of warnings: the mark scrolls out
+    of the guest's log buffer and its count of 0 is no count."""
+    text = data("kmod-selftest-dups-4cpu.log").replace(
+        "KDS kernel id=0008 launches=1 dups=57 warns=0 marked=1",
+        "KDS kernel id=0008 launches=1 dups=0 warns=0 marked=0")
+    res = {r.id: r for r in kmod_selftest.parse(text)}
+    assert res["0008"].dups is None and res["0005"].dups == 49
+    row = next(line for line in kmod_selftest.table(list(res.values())).splitlines() if line.startswith("0008"))
+    assert row.split()[4:6] == ["1", "?"]
+
+
+def test_kmod_selftest_counts_dups_on_the_console():
+    dup = "[    9.1][  T70] module-autoload: duplicate request for module test_module"
+    console = "\n".join(["[    8.0][   T1] kmod-dups mark 0008", *[dup] * 300,
+                         "[   20.0][   T1] kmod-dups mark 0009", dup,
+                         "[   21.0][   T1] ** 120 printk messages dropped **"]) + "\n"
+    results = [kmod_selftest.SelftestResult("0008", 150, 0, 10, dups=0),
+               kmod_selftest.SelftestResult("0009", 150, 0, 10, dups=0),
+               kmod_selftest.SelftestResult("0010", 1, 0, 10, dups=3)]
+    kmod_selftest.with_console(results, console)
+    assert [r.dups for r in results] == [300, None, 3]

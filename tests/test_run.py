@@ -93,3 +93,63 @@ def test_main_job_converges_with_the_feature_and_not_without(tmp_path) -> None:
         assert not control[target.name]["converged"]
     assert control[run.TARGETS[0].name]["counts"]["finit"] > 1
     assert "CONV" in proc.stdout
+
+
+FAILING = run.TARGETS[1]
+
+
+def converged_runs(control_launches: int = 4, untraced: list[str] | None = None) -> list[run.KernelRun]:
+    """A feature-on kernel that converged on every judged module, and a
+    control whose storms ran *control_launches* modprobe each."""
+    feature, control = [], []
+    for target in run.TARGETS:
+        rets = [target.ret_expected] * 4
+        feature.append(run.judge(target, "dups", storm(rets), ModuleCounts(
+            target.name, requests=4, dups=3, launches=1, finit=target.finit_expected)))
+        control.append(run.judge(target, "control", storm(rets), ModuleCounts(
+            target.name, requests=4, launches=control_launches, finit=control_launches * target.finit_expected)))
+    return [run.KernelRun("dups", "b", 4, "0-3", "g", "ok", 1.0, feature, untraced or []),
+            run.KernelRun("control", "c", 4, "0-3", "g", "ok", 1.0, control, [])]
+
+
+def test_verdict_yes_needs_the_control_to_show_a_window() -> None:
+    assert run.verdict(converged_runs()).ok
+    closed = run.verdict(converged_runs(control_launches=1))
+    assert not closed.ok
+    assert any("opened no window" in p for p in closed.problems)
+
+
+def test_no_control_says_nothing_was_compared() -> None:
+    answer = run.verdict(converged_runs()[:1])
+    assert any("nothing was compared" in n for n in answer.notes)
+
+
+def test_probes_not_attached_are_named() -> None:
+    answer = run.verdict(converged_runs(untraced=["kretprobe kmod_dup_request_exists_wait: not found"]))
+    assert any("kmod_dup_request_exists_wait" in n for n in answer.notes)
+    assert any("kmod_dup_request_exists_wait" in line for line in answer.lines())
+
+
+def test_duplicates_not_reported_by_the_kernel_is_not_converged() -> None:
+    counts = ModuleCounts(DELAYED.name, requests=4, dups=0, launches=1, finit=1)
+    outcome = run.judge(DELAYED, "dups", storm([0] * 4), counts)
+    assert not outcome.converged and "0 duplicates reported by the kernel" in outcome.why
+
+
+def test_one_result_for_all_must_be_the_expected_one() -> None:
+    counts = ModuleCounts(FAILING.name, requests=4, dups=3, launches=1, finit=1)
+    outcome = run.judge(FAILING, "dups", storm([0] * 4), counts)
+    assert not outcome.converged and "expected 256" in outcome.why
+    assert run.judge(FAILING, "dups", storm([256] * 4), counts).converged
+
+
+def test_a_single_caller_is_no_storm() -> None:
+    counts = ModuleCounts(DELAYED.name, requests=1, dups=0, launches=1, finit=1)
+    assert not run.judge(DELAYED, "dups", storm([0]), counts).converged
+
+
+def test_cpus_1_is_a_clear_error() -> None:
+    proc = subprocess.run([sys.executable, "-m", "kmod_dups.cli", "run", "--cpus", "1"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "at least 2 callers" in proc.stderr and "Traceback" not in proc.stderr

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from kmod_dups import debugstorm, guest_storm, stress
+from kmod_dups import debugstorm, guest_storm, kernel_abi, stress
 from kmod_dups.build import pipeline
 from kmod_dups.codegen.render import render_dups_c
 from kmod_dups.errors import UserError
@@ -328,7 +328,7 @@ def test_captured_hardened_run_is_clean() -> None:
     assert by_name["killed-first"].figures["launches"] == 2
     # an unrelated request under 100 duplicates of a slow load is not slowed down
     for point in by_name["starve"].figures["points"]:
-        assert point["probe_ret"] == debugstorm.MODPROBE_FAILED and point["storm_etime"] == 0
+        assert point["probe_ret"] == kernel_abi.MODPROBE_FAILED and point["storm_etime"] == 0
 
 
 def test_captured_hardened_run_judged_again_with_a_defect_fails() -> None:
@@ -373,8 +373,8 @@ def test_captured_as_posted_run_shows_each_defect() -> None:
     # the unrelated request: slower by seconds under 100 duplicates of a 3 s
     # load, and out of modprobe slots (-ETIME) under a 7 s load
     slow, starved = by_name["starve"].figures["points"]
-    assert slow["probe_ms"] > slow["baseline_ms"] + 2000 and slow["probe_ret"] == debugstorm.MODPROBE_FAILED
-    assert starved["probe_ret"] == -debugstorm.ETIME and starved["storm_etime"] == 50
+    assert slow["probe_ms"] > slow["baseline_ms"] + 2000 and slow["probe_ret"] == kernel_abi.MODPROBE_FAILED
+    assert starved["probe_ret"] == -kernel_abi.ETIME and starved["storm_etime"] == 50
 
 
 def test_results_lines_with_the_injected_column_parse() -> None:

@@ -268,10 +268,12 @@ def present(flag: bool) -> str:
     return "present" if flag else "absent"
 
 
-def check(vmlinux: Path, feature: bool, trace: bool) -> Report:
-    """Compare vmlinux with what the config implies: the dups functions, the
-    parameter and the format string exist exactly when ``feature``; the
-    parameter defaults to ``trace``."""
+def check(vmlinux: Path, feature: bool, trace: bool, printk: bool = True) -> Report:
+    """Compare vmlinux with what the config implies: the dups functions and
+    the parameter exist exactly when ``feature``; the parameter defaults to
+    ``trace``; the format string exists when ``feature`` and ``printk``
+    (without CONFIG_PRINTK, pr_warn() and WARN()'s message compile to
+    nothing, so its absence is then what is expected, not a failure)."""
     report = Report(Path(vmlinux), feature, trace)
     with ElfImage(vmlinux) as img:
         for fn in DUPS_FUNCTIONS:
@@ -295,11 +297,14 @@ def check(vmlinux: Path, feature: bool, trace: bool) -> Report:
                                        str(value) if value is not None else "unreadable",
                                        detail=f"arg -> {names} in {sec.name if sec else 'no section'}"))
         addr = img.find_in_section(".rodata", WARNING_FORMAT)
-        report.checks.append(Check("warning format in .rodata", present(feature), present(addr is not None)))
+        report.checks.append(Check("warning format in .rodata", present(feature and printk),
+                                   present(addr is not None),
+                                   detail="" if printk else "CONFIG_PRINTK is not set: printk compiled out"))
     return report
 
 
-def expectations(values: dict[str, str]) -> tuple[bool, bool]:
-    """(feature, trace) as the build's .config sets them."""
+def expectations(values: dict[str, str]) -> tuple[bool, bool, bool]:
+    """(feature, trace, printk) as the build's .config sets them."""
     return (values.get("MODULE_DEBUG_AUTOLOAD_DUPS") == "y",
-            values.get("MODULE_DEBUG_AUTOLOAD_DUPS_TRACE") == "y")
+            values.get("MODULE_DEBUG_AUTOLOAD_DUPS_TRACE") == "y",
+            values.get("PRINTK") == "y")

@@ -352,8 +352,8 @@ def _run(req: Request, say: Say, base: Path, paths: list[Path], cc: str, builddi
 
     # 5. ELF checks
     t0 = time.monotonic()
-    feature, trace = elfcheck.expectations(result.values)
-    report = elfcheck.check(artefacts["vmlinux"], feature, trace)
+    feature, trace, printk = elfcheck.expectations(result.values)
+    report = elfcheck.check(artefacts["vmlinux"], feature, trace, printk)
     timings["elfcheck"] = round(time.monotonic() - t0, 2)
     record["elfcheck"] = report.as_dict()
     say(f"[5/{total}] ELF checks on vmlinux (feature {'on' if feature else 'off'}"

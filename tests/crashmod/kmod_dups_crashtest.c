@@ -14,6 +14,16 @@
  *   dups   start nr_threads kthreads that all request_module(dups_module)
  *          at once: the dups warnings of CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS
  *
+ * With crash=dups, splat=WHAT raises one more report from another kthread
+ * while the dups warnings are printed, so a console has it interleaved with
+ * them (the console classifier must still find it):
+ *
+ *   lockdep   take two mutexes in both orders: lockdep's "possible circular
+ *             locking dependency" (CONFIG_PROVE_LOCKING), no real deadlock
+ *   refcount  decrement a refcount_t that is 0: "refcount_t: underflow"
+ *   list      list_del() an entry twice: "list_del corruption"
+ *             (CONFIG_DEBUG_LIST; the check stops the second unlink)
+ *
  * Anything else (or nothing) loads and does nothing.  Init fails on purpose
  * after hung, stall and dups so the module can be loaded again.
  */
@@ -22,7 +32,10 @@
 #include <linux/delay.h>
 #include <linux/kmod.h>
 #include <linux/kthread.h>
+#include <linux/list.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/refcount.h>
 #include <linux/sched.h>
 #include <linux/string.h>
 
@@ -46,6 +59,10 @@ static char *dups_module = "test_module";
 module_param(dups_module, charp, 0444);
 MODULE_PARM_DESC(dups_module, "module the dups threads request");
 
+static char *splat = "";
+module_param(splat, charp, 0444);
+MODULE_PARM_DESC(splat, "lockdep, refcount or list: a report among the dups warnings");
+
 /* Read through READ_ONCE() so the compiler cannot see it stays NULL. */
 static int *crashtest_null;
 
@@ -65,12 +82,54 @@ static int crashtest_dups_thread(void *data)
 	return 0;
 }
 
+static DEFINE_MUTEX(splat_a);
+static DEFINE_MUTEX(splat_b);
+
+static void crashtest_splat(void)
+{
+	refcount_t ref = REFCOUNT_INIT(0);
+	LIST_HEAD(head);
+	struct list_head entry;
+
+	if (!strcmp(splat, "lockdep")) {
+		/* A then B, later B then A: an inversion lockdep reports at once. */
+		mutex_lock(&splat_a);
+		mutex_lock(&splat_b);
+		mutex_unlock(&splat_b);
+		mutex_unlock(&splat_a);
+		mutex_lock(&splat_b);
+		mutex_lock(&splat_a);
+		mutex_unlock(&splat_a);
+		mutex_unlock(&splat_b);
+	} else if (!strcmp(splat, "refcount")) {
+		refcount_dec(&ref);
+	} else if (!strcmp(splat, "list")) {
+		list_add(&entry, &head);
+		list_del(&entry);
+		list_del(&entry);
+	}
+}
+
+static int crashtest_splat_thread(void *data)
+{
+	wait_for_completion(&dups_go);
+	/* Let the dups warnings start printing first. */
+	msleep(20);
+	crashtest_splat();
+	if (atomic_dec_and_test(&dups_left))
+		complete(&dups_done);
+	return 0;
+}
+
 static int crashtest_dups(void)
 {
 	struct task_struct *task;
 	unsigned int i;
 
-	atomic_set(&dups_left, nr_threads);
+	atomic_set(&dups_left, nr_threads + 1);
+	task = kthread_run(crashtest_splat_thread, NULL, "kmod_dups_splat");
+	if (IS_ERR(task) && atomic_dec_and_test(&dups_left))
+		complete(&dups_done);
 	for (i = 0; i < nr_threads; i++) {
 		task = kthread_run(crashtest_dups_thread, NULL,
 				   "kmod_dups_crash/%u", i);
