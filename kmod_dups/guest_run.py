@@ -1,16 +1,14 @@
-"""Run one of our guest scripts through the boot harness (``kmod-dups boot``)
-and bring back its output.
+"""Run one of our guest scripts through the boot API (``qemu.boot``) and
+bring back its output.
 
 The script is written under RUNS/scripts/ (the guest sees the host's file
-system read-only, so it can read it there), the harness makes its run folder
-under RUNS/, and ``GuestRun`` holds that folder, the harness's exit status,
-its result.json and CMD's output (output.log).
+system read-only, so it can read it there); the boot makes its run folder
+under RUNS/, and ``GuestRun`` holds that folder, the boot's typed outcome,
+CMD's output and the console.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -19,36 +17,34 @@ from pathlib import Path
 
 from kmod_dups.cache import cache_dir
 from kmod_dups.errors import UserError
+from kmod_dups.qemu import boot as bootmod
+from kmod_dups.qemu.runner import Outcome
 from kmod_dups.qemu.visibility import check_visible
 
 
 @dataclass
 class GuestRun:
-    folder: Path | None  # the harness's run folder
-    status: int  # exit status of kmod-dups boot
-    result: dict  # result.json ({} when the harness wrote none)
+    folder: Path  # the boot's run folder
+    outcome: Outcome
     output: str  # CMD's output (output.log)
+    console: str | None  # the console; None when it cannot be read
     script: Path
 
     @property
     def ok(self) -> bool:
-        return self.result.get("result") == "ok"
+        return self.outcome.result == "ok"
+
+    @property
+    def result(self) -> str:
+        return self.outcome.result
+
+    @property
+    def boot_seconds(self) -> float | None:
+        return self.outcome.timings.get("guest_up")
 
 
-def boot_command(build: Path, cpus: int, runs: Path, script: Path, *, append: Sequence[str] = (),
-                 timeout: float | None = None, memory: str | None = None) -> list[str]:
-    cmd = [sys.executable, "-m", "kmod_dups.cli", "boot", "--build", str(build), "--cpus", str(cpus),
-           "--runs", str(runs)]
-    for arg in append:
-        cmd.append(f"--append={arg}")
-    if timeout is not None:
-        cmd += ["--timeout", str(timeout)]
-    if memory is not None:
-        cmd += ["--memory", memory]
-    return cmd + ["--", "sh", str(script)]
-
-
-HARNESS_GRACE = 60  # seconds the harness gets to end its guest when we are interrupted
+def say(message: str) -> None:
+    print(f"kmod-dups: {message}", file=sys.stderr, flush=True)
 
 
 def run_script(build: Path, cpus: int, script: str, runs: Path, *, name: str,
@@ -68,34 +64,9 @@ def run_script(build: Path, cpus: int, script: str, runs: Path, *, name: str,
     except OSError as err:
         raise UserError(f"cannot write {scripts}: {err.strerror}") from err
     path = scripts / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{cpus}cpu.sh"
+    request = bootmod.BootRequest(build=build, cpus=cpus, command=("sh", str(path)), runs=runs,
+                                  append=tuple(append), timeout=timeout, memory=memory)
+    plan = bootmod.check(request)  # refuse bad input before writing anything
     path.write_text(script, encoding="utf-8")
-    before = {p.name for p in runs.iterdir()}
-    cmd = boot_command(build, cpus, runs, path, append=append, timeout=timeout, memory=memory)
-    # The harness prints its progress on stderr (passed through) and CMD's
-    # output on stdout, which output.log keeps anyway.
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    try:
-        proc.wait()
-    except KeyboardInterrupt:
-        # Ctrl-C or SIGTERM (see kmod_dups.cli): let the harness end its
-        # guest (QEMU runs in a session of its own, which a SIGKILL to the
-        # harness would leave behind), then stop.
-        proc.terminate()
-        try:
-            proc.wait(timeout=HARNESS_GRACE)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        raise
-    new = sorted(p for p in runs.iterdir() if p.name not in before and p.is_dir() and p != scripts)
-    if not new:
-        return GuestRun(None, proc.returncode, {}, "", path)
-    folder = new[-1]
-    try:
-        result = json.loads((folder / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        result = {}
-    try:
-        output = (folder / "output.log").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        output = ""
-    return GuestRun(folder, proc.returncode, result, output, path)
+    result = bootmod.boot(request, say, plan=plan)
+    return GuestRun(result.folder.path, result.outcome, result.output, result.console, path)

@@ -275,11 +275,5 @@ def run(build: Path, cpus: int, runs: Path, *, select: Sequence[str] | None = No
     guest = guest_run.run_script(kb.path, cpus, script, runs, name="kmod-selftest", append=append,
                                  timeout=timeout)
     results = parse(guest.output)
-    console = None
-    if guest.folder is not None:
-        try:
-            console = (guest.folder / "console.log").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            console = None
-    with_console(results, console)
+    with_console(results, guest.console)
     return SelftestRun(guest, results, tests)

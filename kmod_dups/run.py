@@ -221,10 +221,9 @@ def run_kernel(kernel: str, build: Path, cpus: int, runs: Path, targets: list[Ta
     out = guest_storm.parse_output(guest.output)
     trace = parse_trace(guest.output)
     counts = {m["module"]: ModuleCounts(**m) for m in trace.get("modules", [])}
-    result = guest.result.get("result", "no-result")
-    timings = guest.result.get("timings", {}) if isinstance(guest.result.get("timings"), dict) else {}
+    result = guest.result
     run = KernelRun(kernel=kernel, build=str(build), cpus=cpus, online=out.setup.get("online", "?"),
-                    guest=str(guest.folder), result=result, boot_seconds=timings.get("guest_up"),
+                    guest=str(guest.folder), result=result, boot_seconds=guest.boot_seconds,
                     untraced=trace.get("untraced", []), vmalloc_start_kb=trace.get("vmalloc_start_kb"),
                     vmalloc_peak_kb=trace.get("vmalloc_peak_kb"))
     if out.fatal:

@@ -201,20 +201,12 @@ def run_stress(build: Path, cpus: int, names: Sequence[str], sizes: debugstorm.S
     guest = run_script(build, cpus, script, runs, name=f"stress-{variant}", append=append,
                        timeout=timeout, memory=memory or f"{1024 + 8 * cpus}M")
     seconds = round(time.monotonic() - t0, 1)
-    if guest.folder is None:
-        raise UserError(f"the boot harness made no run folder under {runs} (exit status {guest.status})")
-    try:
-        console: str | None = (guest.folder / "console.log").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        console = None
-    out, scenarios, boot, other = judge(guest.output, console or "", ctx, names, dups_sites(build))
-    timings = guest.result.get("timings") if isinstance(guest.result.get("timings"), dict) else {}
-    result = guest.result.get("result", "no-result")
+    out, scenarios, boot, other = judge(guest.output, guest.console or "", ctx, names, dups_sites(build))
     return StressReport(variant=variant, linger_ms=linger, build=str(build), cpus=cpus,
-                        online=out.setup.get("online", "?"), guest=str(guest.folder), result=result,
-                        boot_seconds=(timings or {}).get("guest_up"), seconds=seconds, ended=out.ended,
+                        online=out.setup.get("online", "?"), guest=str(guest.folder), result=guest.result,
+                        boot_seconds=guest.boot_seconds, seconds=seconds, ended=out.ended,
                         scenarios=scenarios, boot_reports=boot, other_reports=other,
-                        problems=run_problems(result, console))
+                        problems=run_problems(guest.result, guest.console))
 
 
 def _report_line(f: dict[str, object]) -> str:

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
-from kmod_dups.cache import runs_dir
-from kmod_dups.errors import UserError
-from kmod_dups.qemu import accel as accelmod
-from kmod_dups.qemu import guestscript, limits, runner
-from kmod_dups.qemu.spec import GuestSpec
-from kmod_dups.qemu.visibility import check_visible
+from kmod_dups.qemu import limits
+from kmod_dups.qemu.boot import BootRequest, boot, summary
 
 DESCRIPTION = """\
 Boot the kernel of a build folder in an x86_64 q35 QEMU guest with N vCPUs,
@@ -89,104 +84,19 @@ def say(message: str) -> None:
     print(f"kmod-dups: {message}", file=sys.stderr, flush=True)
 
 
-def find_vng() -> str:
-    """virtme-ng's vng: next to this Python (the venv) or on PATH."""
-    beside = Path(sys.executable).parent / "vng"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("vng")
-    if found is None:
-        raise UserError("virtme-ng's vng not found; pip install virtme-ng (./setup-debian does)")
-    return found
-
-
-def pick_kernel(build: Path, config: dict[str, str]) -> Path:
-    """vmlinux through PVH when the kernel has it, else bzImage; both must be there."""
-    bzimage = build / "arch/x86/boot/bzImage"
-    vmlinux = build / "vmlinux"
-    if not bzimage.is_file() and not vmlinux.is_file():
-        raise UserError(f"{build} has no kernel (neither vmlinux nor arch/x86/boot/bzImage); "
-                        "build it first (kmod-dups build)")
-    if not bzimage.is_file():
-        # virtme-ng finds the kernel of a build folder by its bzImage.
-        raise UserError(f"{build} has no arch/x86/boot/bzImage; finish the build (make bzImage)")
-    if config.get("CONFIG_PVH") == "y" and vmlinux.is_file():
-        return vmlinux
-    return bzimage
-
-
-def validate(args: argparse.Namespace) -> tuple[limits.QemuInfo, dict[str, str], Path, int, list[str]]:
-    """Every check that needs no guest: one-line errors before anything starts."""
+def request_from(args: argparse.Namespace) -> BootRequest:
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
-    if not command:
-        raise UserError("no command to run: put it after --, e.g. kmod-dups boot ... -- uname -a")
-    if args.cpus < 1:
-        raise UserError(f"--cpus {args.cpus}: need at least 1 vCPU")
-    build: Path = args.build
-    if not build.is_dir():
-        raise UserError(f"--build {build}: no such folder")
-    args.runs = args.runs or runs_dir()
-    check_visible({"the build": build, "the run folder": args.runs})
-    config = limits.read_build_config(build)
-    kernel = pick_kernel(build, config)
-    qemu = limits.probe_qemu(limits.find_qemu(args.qemu))
-    requested = args.accel
-    # With auto the probe decides later; check against TCG's needs, the stricter.
-    limits.check_cpus(args.cpus, qemu, config, "kvm" if requested == "kvm" else "tcg")
-    if args.memory is not None:
-        memory = limits.parse_memory_mb(args.memory)
-        limits.check_memory(memory, args.cpus)
-    else:
-        memory = limits.default_memory_mb(args.cpus)
-    if requested == "kvm" and not accelmod.kvm_accessible(accelmod.KVM_DEVICE):
-        raise UserError(f"--accel kvm: {accelmod.KVM_DEVICE} is missing or not accessible; "
-                        "use --accel tcg or auto, or give this user access to it")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UserError(f"--timeout {args.timeout}: give a positive number of seconds")
-    return qemu, config, kernel, memory, command
+    return BootRequest(build=args.build, cpus=args.cpus, command=tuple(command), runs=args.runs,
+                       append=tuple(args.append), qemu_args=tuple(args.qemu_arg), timeout=args.timeout,
+                       quiet_timeout=args.quiet_timeout, memory=args.memory, accel=args.accel,
+                       qemu=args.qemu, show_console=args.show_console, echo_output=True)
 
 
 def main(args: argparse.Namespace) -> int:
-    qemu, config, kernel, memory, command = validate(args)
-    vng = find_vng()
-    accel, reason = accelmod.choose(args.accel, qemu.binary, qemu.version_str, kernel, say)
-    timeout = args.timeout or (600 + 3 * args.cpus if accel == "tcg" else 300 + args.cpus)
-
-    folder = runner.new_run_folder(args.runs.resolve(), args.cpus)
-    folder.script.write_text(
-        guestscript.render(command, str(folder.guest), str(folder.scratch)), encoding="utf-8")
-    spec = GuestSpec(
-        build_dir=args.build.resolve(),
-        kernel=kernel.resolve(),
-        cpus=args.cpus,
-        memory_mb=memory,
-        accel=accel,  # type: ignore[arg-type]
-        guest_script=folder.script,
-        rw_dirs=(folder.scratch,),
-        cmdline=tuple(args.append),
-        qemu_extra=tuple(args.qemu_arg),
-        lpj=limits.preset_lpj(config, limits.host_tsc_khz()),
-        vng=vng,
-        qemu=qemu.binary,
-        pidfile=folder.pidfile,
-    )
-    say(f"booting {kernel.name} with {args.cpus} vCPUs, {memory}M, {accel.upper()} "
-        f"(QEMU {qemu.version_str}); run folder {folder.path}")
-    outcome = runner.run(
-        spec, folder, timeout=timeout, quiet_timeout=args.quiet_timeout, accel_reason=reason,
-        echo_output=runner.stdout_writer,
-        echo_console=runner.stderr_writer if args.show_console else None,
-        say=say,
-    )
-    up = outcome.timings.get("guest_up")
-    boot = f"boot {up:.1f} s" if up is not None else "no boot"
-    cpus = (f"{outcome.cpus_online}/{outcome.cpus} CPUs online"
-            if outcome.cpus_online is not None else f"?/{outcome.cpus} CPUs online")
-    detail = f" ({outcome.message})" if outcome.message else ""
-    say(f"result: {outcome.result}, exit code {outcome.exit_code}, {boot}, {cpus}{detail}; "
-        f"see {folder.result}")
-    if not outcome.qemu_gone:
-        say(f"QEMU (pid from {folder.pidfile}) could not be ended; kill it by hand")
-    return outcome.status
+    result = boot(request_from(args), say)
+    say(summary(result))
+    if not result.outcome.qemu_gone:
+        say(f"QEMU (pid from {result.folder.pidfile}) could not be ended; kill it by hand")
+    return result.outcome.status
