@@ -25,7 +25,6 @@ modprobe wrapper is the kernel's modprobe and first on PATH).
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,31 +104,21 @@ def render(paths: GuestPaths, kmod_sh: str | Path, steps: Sequence[tuple[str, in
            env: Mapping[str, str] | None = None) -> str:
     """The guest script: one kmod.sh invocation per test.  *env* sets kmod.sh's
     own overrides (DEFAULT_KMOD_DRIVER, DEFAULT_KMOD_FS, DEFAULT_NUM_TESTS...)."""
+    variables: dict[str, object] = {"KDS_KMOD_SH": str(kmod_sh)}
     exports = []
     for key, value in (env or {}).items():
         if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
             raise ValueError(f"not a variable name: {key!r}")
-        exports.append(f"{key}={shlex.quote(value)}")
+        variables[key] = value
         exports.append(f"export {key}")
     lines = exports + [
-        f"KDS_KMOD_SH={shlex.quote(str(kmod_sh))}",
-        """kds_selftest() {
-	kds_from=$(kds_lines "$KDS_LOG")
-	kds_mark "$1"
-	kds_t0=$(kds_ms)
-	bash "$KDS_KMOD_SH" -c "$1" "$2" > "$KDS_WORK/kmod-$1.log" 2>&1
-	kds_rc=$?
-	kds_t1=$(kds_ms)
-	sed "s/^/KDS selftest-log id=$1 /" "$KDS_WORK/kmod-$1.log"
-	kds_kernel "$1" '.*' "$kds_from"
-	kds "selftest id=$1 count=$2 rc=$kds_rc ms=$((kds_t1 - kds_t0))"
-}""",
         "kds_setup",
         "kds \"kmodsh path=$KDS_KMOD_SH kmod=$(kmod --version | head -n 1 | tr ' ' _)\"",
     ]
     lines += [f"kds_selftest {tid} {int(times)}" for tid, times in steps]
     lines += ["rmmod test_kmod 2>/dev/null || :", "kds_teardown"]
-    return guest_storm.preamble(paths, storm=False) + "\n" + "\n".join(lines) + "\n"
+    return (guest_storm.preamble(paths, storm=False, variables_=variables, libraries=["selftest"])
+            + "\n" + "\n".join(lines) + "\n")
 
 
 @dataclass

@@ -78,33 +78,6 @@ class KernelRun:
     vmalloc_peak_kb: int | None = None
 
 
-TRACE_FUNCTIONS = f"""
-# dupstrace, the BCC tool, in the background for the whole session.
-kds_trace_start() {{
-	{sys.executable} -m kmod_dups.dupstrace -j > "$KDS_WORK/trace.json" 2> "$KDS_WORK/trace.err" &
-	kds_trace_pid=$!
-	kds_n=0
-	until grep -qs '^Tracing' "$KDS_WORK/trace.err"; do
-		if ! kill -0 "$kds_trace_pid" 2>/dev/null || [ "$kds_n" -ge {TRACE_READY_S * 10} ]; then
-			sed 's/^/KDS tracer-error /' "$KDS_WORK/trace.err"
-			kds_die "reason=tracer"
-		fi
-		sleep 0.1
-		kds_n=$((kds_n + 1))
-	done
-	kds "tracer ready=$((kds_n / 10))s"
-}}
-
-kds_trace_stop() {{
-	kds_settle
-	# SIGTERM: a background job of a script ignores SIGINT.
-	kill -TERM "$kds_trace_pid"
-	wait "$kds_trace_pid"
-	kds "tracer rc=$?"
-	grep -v '^Tracing' "$KDS_WORK/trace.err" | sed 's/^/KDS tracer-error /'
-	sed 's/^/KDS tracejson /' "$KDS_WORK/trace.json"
-}}
-"""
 
 
 def guest_script(paths: GuestPaths, targets: list[Target]) -> str:
@@ -114,7 +87,8 @@ def guest_script(paths: GuestPaths, targets: list[Target]) -> str:
         body += guest_storm.storm_lines(storm)
     body += ["kds_trace_stop"] + [f"kds_unload {t.name}" for t in targets if t.finit_expected]
     body.append("kds_teardown")
-    return guest_storm.preamble(paths) + TRACE_FUNCTIONS + "\n" + "\n".join(body) + "\n"
+    trace = {"KDS_PYTHON": sys.executable, "KDS_TRACE_TICKS": TRACE_READY_S * 10}
+    return guest_storm.preamble(paths, variables_=trace, libraries=["trace"]) + "\n" + "\n".join(body) + "\n"
 
 
 def parse_trace(output: str) -> dict:

@@ -187,30 +187,8 @@ def evaluate_nowait_dup(out: GuestOutput) -> Verdict:
 
 def killed_waiter_shell() -> list[str]:
     """Two writers of ``call``: an anchor whose modprobe takes KILL_DELAY_MS,
-    and a duplicate waiter that gets SIGKILL a second later."""
-    return [f"""kds_killed_waiter() {{
-	kds_unload {TARGET}
-	kds_options {TARGET} "init_delay_ms={KILL_DELAY_MS}"
-	kds_from=$(kds_lines "$KDS_LOG")
-	kds_mark "$1"
-	(echo "wait {TARGET}" > "$KDS_DIR/call") &
-	kds_anchor=$!
-	sleep 1
-	(echo "wait {TARGET}" > "$KDS_DIR/call") &
-	kds_waiter=$!
-	sleep 1
-	kds_t0=$(kds_ms)
-	kill -9 "$kds_waiter"
-	wait "$kds_waiter"
-	kds_t1=$(kds_ms)
-	wait "$kds_anchor"
-	kds_t2=$(kds_ms)
-	kds_settle
-	kds "killed id=$1 anchor=$kds_anchor waiter=$kds_waiter kill_to_exit_ms=$((kds_t1 - kds_t0)) kill_to_anchor_ms=$((kds_t2 - kds_t0))"
-	grep -v '^#' "$KDS_DIR/call" | sed "s/^/KDS call id=$1 /"
-	kds_kernel "$1" {TARGET} "$kds_from"
-	kds_unload {TARGET}
-}}""", "kds_killed_waiter killed_waiter"]
+    and a duplicate waiter that gets SIGKILL a second later (semantics.sh)."""
+    return ["kds_killed_waiter killed_waiter"]
 
 
 def evaluate_killed(out: GuestOutput) -> Verdict:
@@ -239,25 +217,7 @@ def evaluate_killed(out: GuestOutput) -> Verdict:
 
 
 def dups_trace_shell() -> list[str]:
-    opts = "init_delay_ms=1500"
-    storm = f"{TARGET} wait {TRACE_THREADS} {TRACE_THREADS} 1 none 500 {opts}"
-    return [f"""kds_dups_trace() {{
-	if [ ! -e "$KDS_PARAM" ]; then
-		kds "trace id=$1 present=0"
-		return
-	fi
-	kds_perm=$(stat -c %a "$KDS_PARAM")
-	kds_before=$(cat "$KDS_PARAM")
-	kds_storm "$1.before" {storm}
-	echo 1 > "$KDS_PARAM"
-	kds_rc_on=$?
-	kds_on=$(cat "$KDS_PARAM")
-	kds_storm "$1.on" {storm}
-	echo 0 > "$KDS_PARAM"
-	kds_rc_off=$?
-	kds_off=$(cat "$KDS_PARAM")
-	kds "trace id=$1 present=1 perm=$kds_perm before=$kds_before rc_on=$kds_rc_on on=$kds_on rc_off=$kds_rc_off off=$kds_off"
-}}""", "kds_dups_trace dups_trace"]
+    return ["kds_dups_trace dups_trace"]
 
 
 def evaluate_trace(out: GuestOutput) -> Verdict:
@@ -312,7 +272,9 @@ def render(paths: GuestPaths, tests: Sequence[str] | None = None) -> str:
         if name in names:
             body += TESTS[name].shell()
     body += [f"kds_unload {TARGET}", f"kds_unload {FAIL}", "kds_teardown"]
-    return guest_storm.preamble(paths) + "\n" + "\n".join(body) + "\n"
+    shell = {"KDS_TARGET": TARGET, "KDS_KILL_DELAY_MS": KILL_DELAY_MS, "KDS_TRACE_THREADS": TRACE_THREADS,
+             "KDS_TRACE_OPTIONS": "init_delay_ms=1500"}
+    return guest_storm.preamble(paths, variables_=shell, libraries=["semantics"]) + "\n" + "\n".join(body) + "\n"
 
 
 def evaluate(out: GuestOutput, tests: Sequence[str] | None = None) -> list[Verdict]:

@@ -1,0 +1,52 @@
+# shellcheck shell=sh
+# semantics.sh - the semantic tests' functions (kmod_dups.semantics), on top
+# of lib.sh.  Reads KDS_TARGET, KDS_KILL_DELAY_MS (the anchor's load time in
+# killed_waiter), KDS_TRACE_THREADS and KDS_TRACE_OPTIONS (dups_trace's storms).
+
+# Two writers of call: an anchor whose modprobe takes KDS_KILL_DELAY_MS, and
+# a duplicate waiter that gets SIGKILL a second later.
+kds_killed_waiter() {
+	kds_unload "$KDS_TARGET"
+	kds_options "$KDS_TARGET" "init_delay_ms=$KDS_KILL_DELAY_MS"
+	kds_from=$(kds_lines "$KDS_LOG")
+	kds_mark "$1"
+	(echo "wait $KDS_TARGET" > "$KDS_DIR/call") &
+	kds_anchor=$!
+	sleep 1
+	(echo "wait $KDS_TARGET" > "$KDS_DIR/call") &
+	kds_waiter=$!
+	sleep 1
+	kds_t0=$(kds_ms)
+	kill -9 "$kds_waiter"
+	wait "$kds_waiter"
+	kds_t1=$(kds_ms)
+	wait "$kds_anchor"
+	kds_t2=$(kds_ms)
+	kds_settle
+	kds "killed id=$1 anchor=$kds_anchor waiter=$kds_waiter kill_to_exit_ms=$((kds_t1 - kds_t0)) kill_to_anchor_ms=$((kds_t2 - kds_t0))"
+	grep -v '^#' "$KDS_DIR/call" | sed "s/^/KDS call id=$1 /"
+	kds_kernel "$1" "$KDS_TARGET" "$kds_from"
+	kds_unload "$KDS_TARGET"
+}
+
+# enable_dups_trace: its mode, a storm before and after writing 1, then 0.
+kds_dups_trace() {
+	if [ ! -e "$KDS_PARAM" ]; then
+		kds "trace id=$1 present=0"
+		return
+	fi
+	kds_perm=$(stat -c %a "$KDS_PARAM")
+	kds_before=$(cat "$KDS_PARAM")
+	kds_storm "$1.before" "$KDS_TARGET" wait "$KDS_TRACE_THREADS" "$KDS_TRACE_THREADS" 1 none 500 "$KDS_TRACE_OPTIONS"
+	echo 1 > "$KDS_PARAM"
+	# The write's own status: the parameter refuses 0 once it is 1.
+	# shellcheck disable=SC2320
+	kds_rc_on=$?
+	kds_on=$(cat "$KDS_PARAM")
+	kds_storm "$1.on" "$KDS_TARGET" wait "$KDS_TRACE_THREADS" "$KDS_TRACE_THREADS" 1 none 500 "$KDS_TRACE_OPTIONS"
+	echo 0 > "$KDS_PARAM"
+	# shellcheck disable=SC2320
+	kds_rc_off=$?
+	kds_off=$(cat "$KDS_PARAM")
+	kds "trace id=$1 present=1 perm=$kds_perm before=$kds_before rc_on=$kds_rc_on on=$kds_on rc_off=$kds_rc_off off=$kds_off"
+}
