@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kmod_dups.build.make import first_error
+from kmod_dups import dotconfig
 from kmod_dups.cache import cache_dir, locked
 from kmod_dups.errors import UserError
 
@@ -71,12 +72,7 @@ class KernelBuild:
 
 
 def read_config(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("CONFIG_") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key] = value.strip('"')
-    return values
+    return dotconfig.read(path)
 
 
 def open_build(build: Path) -> KernelBuild:

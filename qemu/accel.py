@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kmod_dups.cache import cache_dir
 from kmod_dups.errors import UserError
 
 KVM_DEVICE = "/dev/kvm"
@@ -63,9 +64,6 @@ class ProbeResult:
     kernel: str
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "kmod-dups"
 
 
 def host_identity() -> str:

@@ -23,6 +23,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from kmod_dups import dotconfig
 from kmod_dups.errors import UserError
 
 QEMU_NAME = "qemu-system-x86_64"
@@ -124,18 +125,8 @@ def probe_qemu(binary: str) -> QemuInfo:
 
 
 def parse_kconfig(text: str) -> dict[str, str]:
-    """``CONFIG_X=y`` lines of a .config as a dict (``# ... is not set`` -> 'n')."""
-    config: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        match = re.match(r"^(CONFIG_\w+)=(.*)$", line)
-        if match:
-            config[match.group(1)] = match.group(2).strip('"')
-            continue
-        match = re.match(r"^# (CONFIG_\w+) is not set$", line)
-        if match:
-            config[match.group(1)] = "n"
-    return config
+    """``CONFIG_X=y`` lines of a .config as a dict (unset options absent)."""
+    return dotconfig.parse(text)
 
 
 def read_build_config(build_dir: Path) -> dict[str, str]:

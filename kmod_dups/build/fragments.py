@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from kmod_dups import dotconfig
 from kmod_dups.errors import UserError
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
@@ -115,13 +116,9 @@ def merge(paths: list[Path]) -> dict[str, Setting]:
 
 
 def read_config(path: Path) -> dict[str, str]:
-    """A full .config as ``{symbol: value}``; unset options are absent."""
-    values = {}
-    for line in path.read_text().splitlines():
-        parsed = parse_line(line)
-        if parsed and parsed[1] != "n":
-            values[parsed[0]] = parsed[1]
-    return values
+    """A full .config as ``{symbol: value}`` (no CONFIG_ prefix, strings as
+    written, so they compare with a fragment's); unset options are absent."""
+    return {key.removeprefix("CONFIG_"): value for key, value in dotconfig.read(path, unquote=False).items()}
 
 
 def survived(setting: Setting, config: dict[str, str]) -> bool:
