@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES = [
     "kmod_dups.run_cli",
     "kmod_dups.rig_cli",
     "kmod_dups.stress_cli",
+    "kmod_dups.report_cli",
 ]
 
 EPILOG = """\

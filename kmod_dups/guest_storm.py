@@ -275,7 +275,14 @@ class GuestOutput:
     fatal: dict[str, str] | None = None
     warnings: list[dict[str, str]] = field(default_factory=list)
     dmesg: dict[str, list[str]] = field(default_factory=dict)  # kernel log lines the guest copied, by id
+    tracer_errors: list[str] = field(default_factory=list)  # what dupstrace printed on stderr
     ended: bool = False
+
+    def fatal_sentence(self) -> str:
+        """Why the guest script stopped, as a sentence ('' when it did not)."""
+        if self.fatal is None:
+            return ""
+        return fatal_sentence(self.fatal, self.tracer_errors)
 
     def record(self, kind: str, id: str) -> dict[str, str]:
         """Fields of the ``KDS <kind> id=<id>`` line ({} when missing)."""
@@ -398,6 +405,8 @@ def parse_output(text: str) -> GuestOutput:
             out.warnings.append(_fields(rest.split()))
         elif kind == "dmesg":
             out.dmesg.setdefault(run_id, []).append(rest)
+        elif kind == "tracer-error":
+            out.tracer_errors.append(rest)
         elif kind == "end":
             out.ended = True
         else:
@@ -405,6 +414,41 @@ def parse_output(text: str) -> GuestOutput:
     for run_id, lines in summaries.items():
         _storm(out, run_id).summary = parse_summary("\n".join(lines))
     return out
+
+
+# What each "KDS fatal reason=..." of the guest's kds_die means.
+FATAL_REASONS = {
+    "not-root": "the guest script does not run as root",
+    "release": "the guest runs kernel {running}, but the modules were built for {modules}",
+    "workdir": "the guest cannot make its work folder {dir}",
+    "debugfs": "debugfs cannot be mounted in the guest",
+    "wrapper": "the guest cannot write the modprobe wrapper",
+    "modprobe-path": "the guest cannot set /proc/sys/kernel/modprobe",
+    "insmod": "kmod_dups_storm.ko does not load in the guest",
+    "no-debugfs-dir": "kmod_dups_storm loaded but made no debugfs folder",
+    "control": "the storm module refused {value} in its control file {file}",
+    "tracer": "dupstrace did not start in the guest",
+    "no-failslab": "the kernel has no failslab debugfs folder (CONFIG_FAILSLAB)",
+    "failslab-knob": "a failslab setting could not be written",
+    "taskset": "the guest shell could not be bound to CPUs (taskset)",
+    "mkfifo": "the guest could not make the hog's FIFO",
+}
+
+
+def fatal_sentence(fields: dict[str, str], tracer_errors: Sequence[str] = ()) -> str:
+    reason = fields.get("reason", "")
+    template = FATAL_REASONS.get(reason)
+    if template is None:
+        words = " ".join(f"{k}={v}" for k, v in fields.items())
+        return f"the guest script stopped ({words or 'no reason given'})"
+    try:
+        sentence = template.format(**fields)
+    except KeyError:
+        sentence = template
+    errors = [e for e in tracer_errors if e.strip()]
+    if reason == "tracer" and errors:
+        sentence += f": {errors[-1].strip()}"
+    return sentence
 
 
 def _storm(out: GuestOutput, run_id: str) -> StormRun:

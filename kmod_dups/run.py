@@ -192,19 +192,26 @@ def run_kernel(kernel: str, build: Path, cpus: int, runs: Path, targets: list[Ta
     paths = GuestPaths(root=str(root.root), release=root.release)
     say(f"[{kernel}] booting {cpus} vCPUs, storming {', '.join(t.name for t in targets)} under dupstrace")
     guest: GuestRun = run_script(build, cpus, guest_script(paths, targets), runs, name=kernel)
-    out = guest_storm.parse_output(guest.output)
-    trace = parse_trace(guest.output)
+    return read_kernel_run(kernel, build, cpus, guest.folder, guest.result, guest.boot_seconds, guest.output,
+                           targets)
+
+
+def read_kernel_run(kernel: str, build: Path, cpus: int, folder: Path, result: str, boot_seconds: float | None,
+                    output: str, targets: list[Target]) -> KernelRun:
+    """A guest's output -> the kernel's outcomes.  ``kmod-dups report`` calls
+    it again on a saved run."""
+    out = guest_storm.parse_output(output)
+    trace = parse_trace(output)
     counts = {m["module"]: ModuleCounts(**m) for m in trace.get("modules", [])}
-    result = guest.result
     run = KernelRun(kernel=kernel, build=str(build), cpus=cpus, online=out.setup.get("online", "?"),
-                    guest=str(guest.folder), result=result, boot_seconds=guest.boot_seconds,
+                    guest=str(folder), result=result, boot_seconds=boot_seconds,
                     untraced=trace.get("untraced", []), vmalloc_start_kb=trace.get("vmalloc_start_kb"),
                     vmalloc_peak_kb=trace.get("vmalloc_peak_kb"))
     if out.fatal:
-        raise UserError(f"[{kernel}] the guest script stopped: {out.fatal}; see {guest.folder}/output.log")
-    if not guest.ok or not out.ended:
+        raise UserError(f"[{kernel}] {out.fatal_sentence()}; see {folder}/output.log")
+    if result != "ok" or not out.ended:
         raise UserError(f"[{kernel}] the guest run ended as {result!r} before the storms finished; "
-                        f"see {guest.folder}")
+                        f"see {folder}")
     for target in targets:
         run.outcomes.append(judge(target, kernel, out.storms.get(target.storm_id), counts.get(target.name)))
     return run

@@ -70,6 +70,7 @@ class StressReport:
     boot_reports: list[dict[str, object]] = field(default_factory=list)
     other_reports: list[dict[str, object]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # why the run as a whole proves nothing
+    sizes: dict[str, object] = field(default_factory=dict)  # debugstorm.Sizes, for kmod-dups report
 
     @property
     def requests(self) -> int:
@@ -206,7 +207,7 @@ def run_stress(build: Path, cpus: int, names: Sequence[str], sizes: debugstorm.S
                         online=out.setup.get("online", "?"), guest=str(guest.folder), result=guest.result,
                         boot_seconds=guest.boot_seconds, seconds=seconds, ended=out.ended,
                         scenarios=scenarios, boot_reports=boot, other_reports=other,
-                        problems=run_problems(guest.result, guest.console))
+                        problems=run_problems(guest.result, guest.console), sizes=asdict(sizes))
 
 
 def _report_line(f: dict[str, object]) -> str:
@@ -245,8 +246,13 @@ def details(report: StressReport) -> str:
     return "\n".join(out)
 
 
-def write_report(folder: Path, report: StressReport) -> None:
+def report_data(report: StressReport) -> dict:
     data = asdict(report)
     data.update(requests=report.requests, reports=report.reports, clean=report.clean, defects=report.defects)
+    return data
+
+
+def write_report(folder: Path, report: StressReport) -> None:
+    data = report_data(report)
     atomic.write_text(folder / "report.json", json.dumps(data, indent=2, default=str) + "\n")
     atomic.write_text(folder / "report.txt", table(report) + "\n\n" + details(report) + "\n")

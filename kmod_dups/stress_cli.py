@@ -86,7 +86,7 @@ def cmd_stress(args: argparse.Namespace) -> int:
     print()
     print(stress.details(report))
     if args.json:
-        print(json.dumps(json.loads((folder / "report.json").read_text()), indent=2))
+        print(json.dumps(stress.report_data(report), indent=2, default=str))
     verdict = "clean" if report.clean else "NOT clean"
     say(f"{report.variant}: {verdict}: {report.requests} requests, {report.reports} kernel reports; "
         f"report in {folder}/report.txt")
