@@ -128,6 +128,22 @@ class Context:
         return [f"sleep {-(-self.linger // 1000) + 1}"]
 
 
+class Problem(str):
+    """What a judge found wrong: its sentence, and the DEFECTS keys it shows
+    (none for a problem that only says the run proves nothing).  A str, so
+    reports render and compare it as its sentence."""
+
+    defects: frozenset[str]
+
+    def __new__(cls, text: str, *defects: str) -> Problem:
+        unknown = set(defects) - set(DEFECTS)
+        if unknown:
+            raise ValueError(f"unknown defect(s) {sorted(unknown)}")
+        problem = super().__new__(cls, text)
+        problem.defects = frozenset(defects)
+        return problem
+
+
 @dataclass
 class Verdict:
     scenario: str
@@ -353,12 +369,28 @@ def _expect_rets(run: StormRun, run_id: str, wait_ret: int, nowait_ret: int = 0)
     bad_wait = [r for r in run.results if r.wait and r.ret != wait_ret]
     bad_nowait = [r for r in run.results if not r.wait and r.ret != nowait_ret]
     if bad_wait:
-        problems.append(f"{run_id}: {len(bad_wait)} request_module() calls got {{{_rets(bad_wait)}}}, "
-                        f"expected {wait_ret}")
+        problems.append(Problem(f"{run_id}: {len(bad_wait)} request_module() calls got {{{_rets(bad_wait)}}}, "
+                                f"expected {wait_ret}", *_defects_of(bad_wait, wait_ret)))
     if bad_nowait:
-        problems.append(f"{run_id}: {len(bad_nowait)} request_module_nowait() calls got "
-                        f"{{{_rets(bad_nowait)}}}, expected {nowait_ret}")
+        problems.append(Problem(f"{run_id}: {len(bad_nowait)} request_module_nowait() calls got "
+                                f"{{{_rets(bad_nowait)}}}, expected {nowait_ret}",
+                                *_defects_of(bad_nowait, nowait_ret)))
     return problems
+
+
+def _defects_of(wrong: Sequence[guest_storm.CallResult], expected: int) -> list[str]:
+    """The defects that wrong results show: a killed caller's -ERESTARTSYS
+    handed on, -ETIME from modprobe slots held by duplicates, and 0 where
+    modprobe's failure was due (another request's exec result announced)."""
+    rets = {r.ret for r in wrong}
+    found = []
+    if -ERESTARTSYS in rets:
+        found.append("killed")
+    if -ETIME in rets:
+        found.append("slots")
+    if expected == MODPROBE_FAILED and 0 in rets:
+        found.append("announce")
+    return found
 
 
 def _every_round_ran_modprobe(run: StormRun, run_id: str) -> list[str]:
@@ -367,8 +399,8 @@ def _every_round_ran_modprobe(run: StormRun, run_id: str) -> list[str]:
     if run.launches is None or not any(r.wait for r in run.results):
         return []
     if run.launches < run.rounds:
-        return [f"{run_id}: {run.launches} modprobe launches for {run.rounds} rounds: a round got an "
-                "earlier round's result without running modprobe (stale entry)"]
+        return [Problem(f"{run_id}: {run.launches} modprobe launches for {run.rounds} rounds: a round got an "
+                        "earlier round's result without running modprobe (stale entry)", "linger")]
     return []
 
 
@@ -509,9 +541,9 @@ def evaluate_reload(out: GuestOutput, ctx: Context, console: str) -> Verdict:
         if second.ret != 0:
             problems.append(f"{run_id}: the second request got {second.ret}")
         elif rec["second"] != "live":
-            problems.append(f"{run_id}: the request after rmmod returned {second.ret} but the module is "
-                            f"{rec['second']} (stale result, {rec['launches']} modprobe launch(es) for 2 "
-                            f"requests, {rec['gap_ms']} ms apart)")
+            problems.append(Problem(f"{run_id}: the request after rmmod returned {second.ret} but the module "
+                                    f"is {rec['second']} (stale result, {rec['launches']} modprobe launch(es) "
+                                    f"for 2 requests, {rec['gap_ms']} ms apart)", "linger"))
     return _verdict("reload", [], problems, "; ".join(details), calls=calls)
 
 
@@ -531,9 +563,10 @@ def evaluate_nowait_race(out: GuestOutput, ctx: Context, console: str) -> Verdic
         details.append(f"{run_id}: lead {lead[0].ret}; waiters {{{_rets(rest)}}}, fastest "
                        f"{min(r.latency_us for r in rest) // 1000} ms (init fails after {NOWAIT_RACE_DELAY_MS} ms)")
         if wrong:
-            problems.append(f"{run_id}: {len(wrong)} of {len(rest)} request_module() callers got "
-                            f"{{{_rets(wrong)}}} instead of {MODPROBE_FAILED}, {len(quick)} of them before the "
-                            "module's init could have failed (completed by the nowait request's exec result)")
+            problems.append(Problem(f"{run_id}: {len(wrong)} of {len(rest)} request_module() callers got "
+                                    f"{{{_rets(wrong)}}} instead of {MODPROBE_FAILED}, {len(quick)} of them "
+                                    "before the module's init could have failed (completed by the nowait "
+                                    "request's exec result)", *(["announce"] if quick else [])))
     return _verdict("nowait-race", runs, problems, "; ".join(details), early_completions=early)
 
 
@@ -608,8 +641,9 @@ def evaluate_starve(out: GuestOutput, ctx: Context, console: str) -> Verdict:
         baseline, probe = records
         problems += _expect_rets(run, run_id, 0)
         if probe.ret != MODPROBE_FAILED or baseline.ret != MODPROBE_FAILED:
-            problems.append(f"{run_id}: the request for a missing module got {probe.ret} under the storm "
-                            f"({baseline.ret} without), expected {MODPROBE_FAILED}")
+            problems.append(Problem(f"{run_id}: the request for a missing module got {probe.ret} under the "
+                                    f"storm ({baseline.ret} without), expected {MODPROBE_FAILED}",
+                                    *(["slots"] if probe.ret == -ETIME else [])))
         etime = sum(1 for r in run.results if r.ret == -ETIME)
         point = {"delay_ms": delay, "threads": run.summary.threads if run.summary else 0,
                  "baseline_ms": baseline.latency_us // 1000, "probe_ms": probe.latency_us // 1000,
@@ -648,19 +682,11 @@ DEFAULT_SCENARIOS = list(SCENARIOS)
 
 
 def defects_shown(problems: Sequence[str], reports: Sequence[dict[str, object]]) -> list[str]:
-    """Which DEFECTS a scenario's problems and kernel reports show."""
-    found = set()
-    for text in problems:
-        if "stale" in text:
-            found.add("linger")
-        if "completed by the nowait" in text or ("got {0x" in text and f"expected {MODPROBE_FAILED}" in text):
-            found.add("announce")
-        if f"-{ERESTARTSYS}x" in text:
-            found.add("killed")
-        if f"-{ETIME}x" in text or f"got -{ETIME} under the storm" in text:
-            found.add("slots")
+    """Which DEFECTS a scenario's problems (by their tags) and kernel reports
+    (a KASAN use-after-free) show."""
+    found = {d for p in problems if isinstance(p, Problem) for d in p.defects}
     for report in reports:
-        if "KASAN: use-after-free" in str(report.get("text", "")):
+        if str(report.get("text", "")).startswith("BUG: KASAN: use-after-free"):
             found.add("uaf")
     return [key for key in DEFECTS if key in found]
 

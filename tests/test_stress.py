@@ -434,3 +434,14 @@ def test_failslab_fails_the_dups_allocation_and_results_stay_correct(hardened_ru
     assert failslab.correct and not failslab.reports, why
     assert failslab.figures["injected"] == failslab.figures["armed"] > 100, why
     assert failslab.figures["stacks"] == failslab.figures["stacks_in_dups"] > 0, why
+
+
+def test_defects_come_from_the_judges_tags_not_from_words() -> None:
+    assert debugstorm.defects_shown(["a stale entry, -512x3, completed by the nowait"], []) == []
+    tagged = [debugstorm.Problem("round 2 got an earlier result", "linger"),
+              debugstorm.Problem("3 calls got {-512x3}", "killed", "slots")]
+    assert debugstorm.defects_shown(tagged, []) == ["linger", "killed", "slots"]
+    kasan = [{"kind": "bug", "text": "BUG: KASAN: use-after-free in kmod_dup_request_exists_wait+0x560/0x5c0"}]
+    assert debugstorm.defects_shown([], kasan) == ["uaf"]
+    with pytest.raises(ValueError):
+        debugstorm.Problem("x", "no-such-defect")
