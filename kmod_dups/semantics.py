@@ -39,7 +39,7 @@ from kmod_dups import guest_storm
 from kmod_dups.guest_storm import FAIL, TARGET, CallResult, GuestOutput, GuestPaths, Storm, StormRun
 # -ERESTARTSYS is what a killed duplicate waiter gets from
 # wait_for_completion_state(..., TASK_KILLABLE).
-from kmod_dups.kernel_abi import ERESTARTSYS, MODPROBE_FAILED
+from kmod_dups.kernel_abi import ERESTARTSYS
 
 
 KILL_DELAY_MS = 8000

@@ -150,6 +150,12 @@ kdx_killed_first() {
 	kdx_calls "$1" "$kdx_s0"
 }
 
+# kdx_late_waiter ID THREADS INIT_DELAY_MS HOG_MS: the hog is started, bound
+# and SCHED_FIFO, before the storm, and blocks reading a FIFO; once the
+# duplicates wait, a write to the FIFO sets it spinning at once (an exec
+# chain from the 9p root takes too long under TCG to start it then).
+# Nothing else may run on the hogged CPU meanwhile: RT throttling is turned
+# off while it spins.
 kdx_late_waiter() {
 	kdx_id=$1
 	kdx_want=$(($2 - 1))

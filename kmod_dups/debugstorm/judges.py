@@ -1,54 +1,6 @@
-"""Debug-kernel storms: the scenarios ``kmod-dups stress`` runs in one guest,
-the POSIX sh that drives them, and the judgement of what they printed.
-
-Each scenario is a piece of guest script (on top of ``guest_storm.preamble``
-and the helpers below) and an ``evaluate`` that turns its ``KDS`` lines,
-and its part of the kernel console, into a ``Verdict``: were the results
-correct, and what figures did it produce.  The console reports (KASAN,
-lockdep, debug objects, refcount, WARN) of each scenario are found by the
-caller (``kmod_dups.stress``), which splits the console at the marker
-``kmod-dups scenario NAME`` every scenario writes to the kernel log first.
-
-The scenarios, each run on both variants (what "correct" means is the same;
-the as-posted variant is expected to get some of them wrong):
-
-mix          storms of request_module() and request_module_nowait() (wait on
-             even CPUs, nowait on odd ones) for a module with a short init
-             delay; the module is unloaded before each repetition.
-             Correct: every call returns 0, the module is live after each
-             storm, every round ran modprobe at least once.
-fail         request_module() storms for a module whose init fails: every
-             call returns modprobe's failure (256), every round ran modprobe.
-missing      mixed storms for a name no module has: waiters 256, nowait 0.
-crowd        more callers than CPUs (several per CPU), one slow load.
-failslab     mix and fail storms with every Nth call made with fail-nth
-             armed, so the dups allocation fails (the first slab allocation
-             of a request): no crash, correct results, every armed fault
-             injected, and the stacks of injected faults (failslab verbose=2,
-             ratelimited) all in dups.c's kmod_dup_request_exists_wait.
-reload       request (module loads), rmmod, request again at once: the
-             module must be live again.  As posted, an entry lingers after
-             completion, so the second request gets the stale result and
-             nothing is loaded.
-nowait-race  a request_module_nowait() goes first, request_module() callers
-             right after, for a module whose init fails slowly.  Correct:
-             the waiters get modprobe's failure.  As posted, the nowait
-             request's exec result (0) completes them early.
-killed-first the first request's caller is killed (SIGKILL) while a storm of
-             duplicates waits on it.  Correct: the duplicates still get the
-             load's result (0), and converge on one new first request (at
-             most 2 modprobe launches in all).  As posted, they get the
-             killed caller's -ERESTARTSYS.
-late-waiter  one duplicate waiter is kept off its CPU (a SCHED_FIFO busy
-             loop on that CPU, isolated at boot so nothing else needs it)
-             from before the first request completes until the linger has
-             passed.  Correct: no report.  As posted, the
-             waiter wakes up on a freed entry (KASAN use-after-free).
-starve       a storm of hundreds of duplicates of a slow load, and meanwhile
-             one request for another module (a name no module has) from a
-             process: its latency against the same request without a storm.
-             As posted, duplicates hold the 50 modprobe slots while they wait.
-"""
+"""The scenarios' judges: each turns the guest's KDS lines (and its part of
+the console) into a Verdict whose problems are tagged with the defect they
+show."""
 
 from __future__ import annotations
 
@@ -57,76 +9,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kmod_dups import guest_storm
-from kmod_dups.kernel_abi import ERESTARTSYS, ETIME, MAX_KMOD_CONCURRENT, MODPROBE_FAILED
-from kmod_dups.guest_storm import FAIL, NONEXISTENT, TARGET, CallRecord, GuestOutput, GuestPaths, StormRun
-
-POSTED_LINGER_MS = 60_000
-MAX_THREADS = 8192  # kmod_dups_storm's limit
-SCENARIO_MARK = "kmod-dups scenario "
-
-# The as-posted variant's defects a scenario can show, by the problems and
-# reports they cause (``defects_shown``).
-DEFECTS = {
-    "linger": "completed entries linger (60 s as posted): later requests get a stale result without "
-              "running modprobe, and after an unload nothing is loaded",
-    "announce": "any request for the name announces the result: a request_module_nowait()'s exec result "
-                "completes the waiters early",
-    "killed": "the first request's own error (killed: -ERESTARTSYS) is handed to every duplicate",
-    "slots": "duplicates hold the 50 modprobe slots while they wait: others wait for a slot, past 5 s "
-             "they get -ETIME",
-    "uaf": "waiters use the entry without holding a reference: use-after-free against the delayed delete",
-}
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """How big the storms are.  Requests of the clean set at C CPUs are about
-    C * rounds * (2 * repeat + 2) + crowd * C * 2 + a few hundred."""
-
-    rounds: int = 25  # rounds per storm
-    repeat: int = 2  # unload-and-storm repetitions of mix and failslab
-    per_cpu: int = 1  # callers per CPU in the storms (threads = per_cpu * CPUs)
-    crowd: int = 4  # callers per CPU in the crowd storm
-    inject: int = 3  # failslab: every Nth call fails its dups allocation
-    races: int = 3  # repetitions of reload, nowait-race
-    starve_threads: int = 300
-    starve_delays_ms: tuple[int, ...] = (3000, 7000)
-
-    def __post_init__(self) -> None:
-        for name in ("rounds", "repeat", "per_cpu", "crowd", "inject", "races", "starve_threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if not self.starve_delays_ms or any(not 0 < d <= 60_000 for d in self.starve_delays_ms):
-            raise ValueError("starve delays: 1 to 60000 ms")
-
-
-@dataclass(frozen=True)
-class Context:
-    """What the scenarios need to know about the guest and the kernel."""
-
-    cpus: int
-    variant: str
-    linger_ms: int | None = None  # as-posted test build; None: the posted 60 s
-    sizes: Sizes = field(default_factory=Sizes)
-
-    @property
-    def linger(self) -> int:
-        """How long a completed entry lingers, in ms (0 for hardened)."""
-        if self.variant != "as-posted":
-            return 0
-        return POSTED_LINGER_MS if self.linger_ms is None else self.linger_ms
-
-    def threads(self, per_cpu: int | None = None) -> int:
-        return min(MAX_THREADS, self.cpus * (per_cpu or self.sizes.per_cpu))
-
-    def fresh(self) -> list[str]:
-        """Shell that waits until no completed entry lingers from before, for
-        scenarios that need their first request to be a first (as posted,
-        an entry stays for the linger after its request completed)."""
-        if not self.linger:
-            return []
-        return [f"sleep {-(-self.linger // 1000) + 1}"]
-
+from kmod_dups.guest_storm import FAIL, CallRecord, GuestOutput, StormRun
+from kmod_dups.kernel_abi import ERESTARTSYS, ETIME, MODPROBE_FAILED
+from kmod_dups.debugstorm.context import (
+    Context, DEFECTS, DUPS_FUNCTION, KILLED_FIRST_LAUNCHES, LATE_WAITER_HELD_MS,
+    NOWAIT_RACE_DELAY_MS, STACKS_ID,
+)
 
 class Problem(str):
     """What a judge found wrong: its sentence, and the DEFECTS keys it shows
@@ -153,178 +41,6 @@ class Verdict:
     detail: str
     problems: list[str] = field(default_factory=list)
     figures: dict[str, object] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    what: str
-    shell: Callable[[Context], list[str]]
-    evaluate: Callable[[GuestOutput, Context, str], Verdict]
-    min_cpus: int = 1
-    failslab: bool = False
-
-
-# ---------------------------------------------------------------- guest shell
-
-
-
-def _q(value: object) -> str:
-    return guest_storm._q(value)  # noqa: SLF001 - one quoting rule for all our scripts
-
-
-def _storm(run_id: str, name: str, mode: str, threads: int, rounds: int, *, lead: str = "none",
-           lead_delay_ms: int = 0, options: str = "", inject: int = 0) -> str:
-    args = [run_id, name, mode, threads, rounds, lead, lead_delay_ms, options, inject]
-    return "kdx_storm " + " ".join(_q(a) for a in args)
-
-
-def mix_shell(ctx: Context) -> list[str]:
-    s = ctx.sizes
-    return [_storm(f"mix.{i}", TARGET, "mix", ctx.threads(), s.rounds, options="init_delay_ms=200")
-            for i in range(1, s.repeat + 1)]
-
-
-def fail_shell(ctx: Context) -> list[str]:
-    return [_storm("fail", FAIL, "wait", ctx.threads(), ctx.sizes.rounds, options="init_delay_ms=100")]
-
-
-def missing_shell(ctx: Context) -> list[str]:
-    return [_storm("missing", NONEXISTENT, "mix", ctx.threads(), ctx.sizes.rounds)]
-
-
-def crowd_shell(ctx: Context) -> list[str]:
-    return [_storm("crowd", TARGET, "wait", ctx.threads(ctx.sizes.crowd), 2, options="init_delay_ms=1000")]
-
-
-def failslab_shell(ctx: Context) -> list[str]:
-    s = ctx.sizes
-    lines = ["kdx_failslab", f"kds_mark {STACKS_ID}"]
-    lines += [_storm(f"failslab.mix.{i}", TARGET, "mix", ctx.threads(), s.rounds, options="init_delay_ms=200",
-                     inject=s.inject) for i in range(1, s.repeat + 1)]
-    lines.append(_storm("failslab.fail", FAIL, "wait", ctx.threads(), s.rounds, options="init_delay_ms=100",
-                        inject=s.inject))
-    lines.append(f"kdx_stacks {STACKS_ID} {DUPS_FUNCTION}")
-    return lines
-
-
-
-
-def reload_shell(ctx: Context) -> list[str]:
-    lines = []
-    for i in range(1, ctx.sizes.races + 1):
-        lines += ctx.fresh() + [f"kdx_reload reload.{i}"]
-    return lines
-
-
-def nowait_race_shell(ctx: Context) -> list[str]:
-    # The waiters are released NOWAIT_RACE_LEAD_MS after the nowait lead
-    # (or when it returned): late enough that the lead reached the dups
-    # check first, early enough to be there while modprobe is being exec'ed
-    # for the lead (tens of ms under TCG).
-    lines = []
-    for i in range(1, ctx.sizes.races + 1):
-        lines += ctx.fresh()
-        lines.append(_storm(f"nowait-race.{i}", FAIL, "wait", ctx.threads(), 1, lead="nowait",
-                            lead_delay_ms=NOWAIT_RACE_LEAD_MS, options=f"init_delay_ms={NOWAIT_RACE_DELAY_MS}"))
-    return lines
-
-
-NOWAIT_RACE_DELAY_MS = 2000
-NOWAIT_RACE_LEAD_MS = 20
-# The killed caller's modprobe runs on (only its caller was killed), and one
-# duplicate takes over as the first request and runs modprobe again; the
-# others wait for that one.
-KILLED_FIRST_LAUNCHES = 2
-
-
-
-def killed_first_shell(ctx: Context) -> list[str]:
-    threads = ctx.threads()
-    # As posted, only the duplicates that got one of the 50 modprobe slots
-    # reach the dups check; the first request holds one slot.
-    dups = min(threads, MAX_KMOD_CONCURRENT - 10)
-    return ctx.fresh() + [
-        f"kdx_killed_first killed-first {threads} {dups} {slow_load_ms(ctx)}"]
-
-
-SLOW_LOAD_MS = 3000
-SLOW_LOAD_MS_PER_CPU = 50
-
-
-def slow_load_ms(ctx: Context) -> int:
-    """The init delay of a load that the shell acts on while it is still in
-    progress (killed-first kills its caller, late-waiter starts the hog): it
-    must outlast the shell's wait for the duplicates to show in the kernel
-    log, which reads dmesg and is slower with more CPUs."""
-    return SLOW_LOAD_MS + SLOW_LOAD_MS_PER_CPU * ctx.cpus
-
-
-LATE_WAITER_HELD_MS = 1000  # the late waiter returns at least this long after the others
-HOG_PRIO = 50  # SCHED_FIFO priority of the busy loop; the CPU's ksoftirqd runs above it
-SOFTIRQ_PRIO = 60
-
-# The hog is started, bound and SCHED_FIFO, before the storm, and blocks
-# reading a FIFO; once the duplicates wait, a write to the FIFO sets it
-# spinning at once (an exec chain from the 9p root takes too long under TCG
-# to start it then).  Nothing else may run on the hogged CPU meanwhile: RT
-# throttling is turned off while it spins.
-
-
-def late_waiter_threads(ctx: Context) -> int:
-    """Callers 0 (the lead) to T-1 sit on CPUs 0 to T-1; the last one is kept
-    off its CPU.  At most 40 callers: as posted, a duplicate past the 50
-    modprobe slots would wait for a slot, not for the entry."""
-    return min(ctx.cpus, MAX_KMOD_CONCURRENT - 10)
-
-
-def late_waiter_shell(ctx: Context) -> list[str]:
-    # The hog outlasts the linger (and the posted 60 s if need be), so the
-    # delayed delete runs while the waiter on the hog's CPU has not run yet.
-    threads = late_waiter_threads(ctx)
-    return ctx.fresh() + [
-        f"kdx_late_waiter late-waiter {threads} {slow_load_ms(ctx)} {max(ctx.linger, 1000)}"]
-
-
-
-def kernel_args(ctx: Context, names: Sequence[str]) -> list[str]:
-    """Boot arguments the scenarios need.  late-waiter: the hogged CPU is
-    isolated (isolcpus=), so that no other task (the modprobe that the
-    first request waits for, above all) is placed there and starved too;
-    only the storm caller bound to it, and per-CPU kernel threads, run there.
-    The scenario also turns timer migration off while it runs, or the delayed
-    delete's timer could move to the busy hogged CPU and its work item wait
-    there behind the hog, with the late waiter.  And the delete waits for an
-    RCU grace period, which needs the hogged CPU to report its quiescent
-    state from RCU's softirq: softirqs run on interrupt exit, but once the
-    CPU had a busy softirq moment they are handed to its ksoftirqd, which
-    the hog would starve; so the scenario raises that ksoftirqd above the
-    hog while it runs."""
-    if "late-waiter" in names:
-        return [f"isolcpus={late_waiter_threads(ctx) - 1}"]
-    return []
-
-
-
-
-def starve_shell(ctx: Context) -> list[str]:
-    threads = min(MAX_THREADS, ctx.sizes.starve_threads)
-    dups = min(threads - 1, MAX_KMOD_CONCURRENT - 10)
-    lines = []
-    for delay in ctx.sizes.starve_delays_ms:
-        # Two names no module has, one for the request alone and one for
-        # the request under the storm: as posted, the second request for a
-        # name within the linger would get the first one's stale result.
-        base, probe = starve_names(delay)
-        lines += ctx.fresh() + [f"kdx_starve starve.{delay} {threads} {delay} {dups} {base} {probe}"]
-    return lines
-
-
-def starve_names(delay: int) -> tuple[str, str]:
-    return f"{NONEXISTENT}_{delay}a", f"{NONEXISTENT}_{delay}b"
-
-
-# ---------------------------------------------------------------- judging
 
 
 def _rets(results: Sequence[guest_storm.CallResult]) -> str:
@@ -435,10 +151,6 @@ def _storm_scenario(name: str, ids: Callable[[Context], list[str]], wait_ret: in
 
 def _ids(prefix: str, count: Callable[[Context], int]) -> Callable[[Context], list[str]]:
     return lambda ctx: [f"{prefix}.{i}" for i in range(1, count(ctx) + 1)]
-
-
-DUPS_FUNCTION = "kmod_dup_request_exists_wait"
-STACKS_ID = "failslab.stacks"
 
 
 @dataclass(frozen=True)
@@ -656,31 +368,6 @@ def evaluate_starve(out: GuestOutput, ctx: Context, console: str) -> Verdict:
     return _verdict("starve", runs, problems, "; ".join(details), calls=calls, points=points)
 
 
-SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in (
-        Scenario("mix", "wait+nowait storms, module unloaded before each repetition", mix_shell,
-                 _storm_scenario("mix", _ids("mix", lambda c: c.sizes.repeat), 0, live=True)),
-        Scenario("fail", "storm for a module whose init fails", fail_shell,
-                 _storm_scenario("fail", lambda c: ["fail"], MODPROBE_FAILED, live=False)),
-        Scenario("missing", "wait+nowait storm for a name no module has", missing_shell,
-                 _storm_scenario("missing", lambda c: ["missing"], MODPROBE_FAILED, live=False)),
-        Scenario("crowd", "several callers per CPU, one slow load", crowd_shell,
-                 _storm_scenario("crowd", lambda c: ["crowd"], 0, live=True)),
-        Scenario("failslab", "dups allocation failed in every Nth call (fail-nth)", failslab_shell,
-                 evaluate_failslab, failslab=True),
-        Scenario("reload", "request, rmmod, request again at once", reload_shell, evaluate_reload),
-        Scenario("nowait-race", "nowait request first, waiters right after, failing init",
-                 nowait_race_shell, evaluate_nowait_race, min_cpus=2),
-        Scenario("killed-first", "first caller killed while duplicates wait", killed_first_shell,
-                 evaluate_killed_first),
-        Scenario("late-waiter", "a waiter kept off its CPU until the entry's linger passed",
-                 late_waiter_shell, evaluate_late_waiter, min_cpus=3),
-        Scenario("starve", "unrelated request under hundreds of duplicates", starve_shell, evaluate_starve),
-    )
-}
-DEFAULT_SCENARIOS = list(SCENARIOS)
-
-
 def defects_shown(problems: Sequence[str], reports: Sequence[dict[str, object]]) -> list[str]:
     """Which DEFECTS a scenario's problems (by their tags) and kernel reports
     (a KASAN use-after-free) show."""
@@ -691,55 +378,3 @@ def defects_shown(problems: Sequence[str], reports: Sequence[dict[str, object]])
     return [key for key in DEFECTS if key in found]
 
 
-def check_scenarios(names: Sequence[str], cpus: int) -> list[str]:
-    unknown = [n for n in names if n not in SCENARIOS]
-    if unknown:
-        raise ValueError(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
-    small = [n for n in names if cpus < SCENARIOS[n].min_cpus]
-    if small:
-        raise ValueError(", ".join(f"{n} needs {SCENARIOS[n].min_cpus} vCPUs" for n in small)
-                         + f"; give --cpus {max(SCENARIOS[n].min_cpus for n in small)} or more")
-    # The fixed order of SCENARIOS: the disruptive ones (a hogged CPU) last.
-    return [n for n in SCENARIOS if n in names]
-
-
-def render(paths: GuestPaths, ctx: Context, names: Sequence[str]) -> str:
-    """One guest script running the scenarios *names* in the fixed order."""
-    names = check_scenarios(names, ctx.cpus)
-    body = ["kds_setup"]
-    for name in names:
-        body.append(f"kdx_begin {name}")
-        body += SCENARIOS[name].shell(ctx)
-    body.append("kdx_begin teardown")
-    body += [f"kds_unload {TARGET}", f"kds_unload {FAIL}", "kds_teardown"]
-    stress = {"KDX_FAILSLAB": "/sys/kernel/debug/failslab", "KDX_TARGET": TARGET,
-              "KDX_HOG_PRIO": HOG_PRIO, "KDX_SOFTIRQ_PRIO": SOFTIRQ_PRIO}
-    return guest_storm.preamble(paths, variables_=stress, libraries=["stress"]) + "\n" + "\n".join(body) + "\n"
-
-
-def split_console(console: str) -> dict[str, str]:
-    """The console cut at the scenario markers: {"boot": before the first,
-    NAME: from its marker to the next}."""
-    sections: dict[str, list[str]] = {"boot": []}
-    current = "boot"
-    for line in console.splitlines():
-        at = line.find(SCENARIO_MARK)
-        if at >= 0:
-            current = line[at + len(SCENARIO_MARK):].strip()
-            sections.setdefault(current, [])
-        sections[current].append(line)
-    return {name: "\n".join(lines) + "\n" for name, lines in sections.items()}
-
-
-def evaluate(out: GuestOutput, ctx: Context, names: Sequence[str], consoles: dict[str, str]) -> list[Verdict]:
-    verdicts = []
-    for name in names:
-        if out.fatal is not None:
-            why = " ".join(f"{k}={v}" for k, v in out.fatal.items())
-            verdicts.append(Verdict(name, False, 0, 0, "", [f"the guest script stopped: {why}"]))
-            continue
-        if out.record("scenario", name) == {}:
-            verdicts.append(Verdict(name, False, 0, 0, "", ["did not run (the guest stopped before it)"]))
-            continue
-        verdicts.append(SCENARIOS[name].evaluate(out, ctx, consoles.get(name, "")))
-    return verdicts
