@@ -20,13 +20,13 @@ from kmod_dups.errors import UserError
 # later steps are still being written.
 SUBCOMMAND_MODULES = [
     "kmod_dups.codegen.cli",
-    "kmod_dups.build_cli",
+    "kmod_dups.commands.build",
     "kmod_dups.qemu.cli",
-    "kmod_dups.trace_cli",
-    "kmod_dups.run_cli",
-    "kmod_dups.rig_cli",
-    "kmod_dups.stress_cli",
-    "kmod_dups.report_cli",
+    "kmod_dups.commands.trace",
+    "kmod_dups.commands.run",
+    "kmod_dups.commands.rig",
+    "kmod_dups.commands.stress",
+    "kmod_dups.commands.report",
 ]
 
 EPILOG = """\

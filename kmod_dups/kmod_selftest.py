@@ -29,10 +29,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kmod_dups import guest_storm, kmods
+from kmod_dups import kmods
+from kmod_dups.guest import storm as guest_storm
 from kmod_dups.errors import UserError
-from kmod_dups.guest_run import GuestRun
-from kmod_dups.guest_storm import GuestPaths
+from kmod_dups.guest.session import GuestRun
+from kmod_dups.guest.storm import GuestPaths
 from kmod_dups.qemu import console as consolemod
 
 KMOD_SH = "tools/testing/selftests/kmod/kmod.sh"
@@ -251,7 +252,7 @@ def run(build: Path, cpus: int, runs: Path, *, select: Sequence[str] | None = No
         count: int | None = 1, append: Sequence[str] = (), timeout: float | None = None) -> SelftestRun:
     """Boot *build* with *cpus* vCPUs (``kmod-dups boot``) and run kmod.sh's
     tests there against its test_kmod.ko; parse the results."""
-    from kmod_dups import guest_run
+    from kmod_dups.guest import session as guest_run
 
     kb = kmods.open_build(build)
     if kb.config.get("CONFIG_TEST_KMOD") != "m":

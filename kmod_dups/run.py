@@ -14,11 +14,12 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kmod_dups import atomic, guest_storm, kmods
+from kmod_dups import atomic, kmods
+from kmod_dups.guest import storm as guest_storm
 from kmod_dups.dupstrace import ModuleCounts, human_bytes
 from kmod_dups.errors import UserError
-from kmod_dups.guest_run import GuestRun, run_script
-from kmod_dups.guest_storm import GuestPaths, Storm, StormRun
+from kmod_dups.guest.session import GuestRun, run_script
+from kmod_dups.guest.storm import GuestPaths, Storm, StormRun
 from kmod_dups.kernel_abi import MODPROBE_FAILED
 
 FEATURE_CONFIGS = ["boot", "bcc", "test_kmod", "dups"]

@@ -35,8 +35,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kmod_dups import guest_storm
-from kmod_dups.guest_storm import FAIL, TARGET, CallResult, GuestOutput, GuestPaths, Storm, StormRun
+from kmod_dups.guest import storm as guest_storm
+from kmod_dups.guest.storm import FAIL, TARGET, CallResult, GuestOutput, GuestPaths, Storm, StormRun
 # -ERESTARTSYS is what a killed duplicate waiter gets from
 # wait_for_completion_state(..., TASK_KILLABLE).
 from kmod_dups.kernel_abi import ERESTARTSYS

@@ -18,10 +18,11 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kmod_dups import atomic, debugstorm, guest_storm, kmods
+from kmod_dups import atomic, debugstorm, kmods
+from kmod_dups.guest import storm as guest_storm
 from kmod_dups.errors import UserError
-from kmod_dups.guest_run import run_script
-from kmod_dups.guest_storm import GuestPaths
+from kmod_dups.guest.session import run_script
+from kmod_dups.guest.storm import GuestPaths
 from kmod_dups.qemu import console as consolemod
 
 DEBUG_CONFIGS = ["boot", "dups", "debug"]

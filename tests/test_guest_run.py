@@ -1,4 +1,4 @@
-"""kmod_dups.guest_run: a guest run as `kmod-dups run` and `stress` make it,
+"""kmod_dups.guest.session: a guest run as `kmod-dups run` and `stress` make it,
 through the in-process boot API.  A stand-in for vng plays QEMU (a process
 that never ends and writes -pidfile); an interrupt of the job must end it."""
 
@@ -27,7 +27,8 @@ wait
 PARENT = """
 import sys
 from pathlib import Path
-from kmod_dups import cli, guest_run
+from kmod_dups import cli
+from kmod_dups.guest import session as guest_run
 from kmod_dups.qemu import boot, limits
 
 boot.find_vng = lambda: {engine!r}

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from kmod_dups import debugstorm, guest, guest_storm, kmod_selftest, run, semantics
-from kmod_dups.guest_storm import GuestPaths
+from kmod_dups import debugstorm, guest, kmod_selftest, run, semantics
+from kmod_dups.guest import storm as guest_storm
+from kmod_dups.guest.storm import GuestPaths
 
 PATHS = GuestPaths("/r", "6.1.192+")
 

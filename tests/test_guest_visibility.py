@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kmod_dups import guest_run
+from kmod_dups.guest import session as guest_run
 from kmod_dups.errors import UserError
 from kmod_dups.qemu import visibility
 

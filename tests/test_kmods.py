@@ -28,10 +28,11 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from kmod_dups import guest_storm, kmod_selftest, kmods, semantics
+from kmod_dups import kmod_selftest, kmods, semantics
+from kmod_dups.guest import storm as guest_storm
 from kmod_dups.cache import cache_dir, locked
 from kmod_dups.errors import UserError
-from kmod_dups.guest_storm import GuestPaths, Storm
+from kmod_dups.guest.storm import GuestPaths, Storm
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "kmods"
@@ -429,7 +430,7 @@ def guest_paths(default_build: Path) -> GuestPaths:
 
 @pytest.mark.slow
 def test_guest_semantics(tmp_path: Path, guest_paths: GuestPaths, default_build: Path):
-    from kmod_dups import guest_run
+    from kmod_dups.guest import session as guest_run
 
     run = guest_run.run_script(default_build, 2, semantics.render(guest_paths), tmp_path, name="semantics")
     assert run.ok, (run.result, run.output[-2000:])
@@ -441,7 +442,7 @@ def test_guest_semantics(tmp_path: Path, guest_paths: GuestPaths, default_build:
 
 @pytest.mark.slow
 def test_guest_kmod_selftest_0005(tmp_path: Path, guest_paths: GuestPaths, default_build: Path):
-    from kmod_dups import guest_run
+    from kmod_dups.guest import session as guest_run
 
     script = kmod_selftest.render(guest_paths, kmod_selftest.script_path(default_build), [("0005", 1)])
     run = guest_run.run_script(default_build, 2, script, tmp_path, name="kmod-selftest")

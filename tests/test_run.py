@@ -12,7 +12,7 @@ import pytest
 
 from kmod_dups import run
 from kmod_dups.dupstrace import ModuleCounts
-from kmod_dups.guest_storm import CallResult, GuestPaths, StormRun
+from kmod_dups.guest.storm import CallResult, GuestPaths, StormRun
 
 DELAYED, MISSING = run.TARGETS[0], run.TARGETS[2]
 

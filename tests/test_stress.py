@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from kmod_dups import debugstorm, guest_storm, kernel_abi, stress
+from kmod_dups import debugstorm, kernel_abi, stress
+from kmod_dups.guest import storm as guest_storm
 from kmod_dups.build import pipeline
 from kmod_dups.codegen.render import render_dups_c
 from kmod_dups.errors import UserError
-from kmod_dups.guest_storm import GuestPaths
+from kmod_dups.guest.storm import GuestPaths
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "stress"

@@ -60,8 +60,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kmod_dups import guest_storm
-from kmod_dups.guest_storm import FAIL, TARGET, GuestOutput, GuestPaths
+from kmod_dups.guest import storm as guest_storm
+from kmod_dups.guest.storm import FAIL, TARGET, GuestOutput, GuestPaths
 from kmod_dups.kernel_abi import MODPROBE_FAILED
 from kmod_dups.debugstorm.context import (
     Context, DEFECTS, DUPS_FUNCTION, HOG_PRIO, KILLED_FIRST_LAUNCHES, LATE_WAITER_HELD_MS,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kmod_dups.guest_storm import NONEXISTENT
+from kmod_dups.guest.storm import NONEXISTENT
 from kmod_dups.kernel_abi import MAX_KMOD_CONCURRENT
 
 POSTED_LINGER_MS = 60_000

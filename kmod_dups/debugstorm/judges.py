@@ -8,8 +8,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from kmod_dups import guest_storm
-from kmod_dups.guest_storm import FAIL, CallRecord, GuestOutput, StormRun
+from kmod_dups.guest import storm as guest_storm
+from kmod_dups.guest.storm import FAIL, CallRecord, GuestOutput, StormRun
 from kmod_dups.kernel_abi import ERESTARTSYS, ETIME, MODPROBE_FAILED
 from kmod_dups.debugstorm.context import (
     Context, DEFECTS, DUPS_FUNCTION, KILLED_FIRST_LAUNCHES, LATE_WAITER_HELD_MS,

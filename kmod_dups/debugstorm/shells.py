@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kmod_dups import guest_storm
-from kmod_dups.guest_storm import FAIL, NONEXISTENT, TARGET
+from kmod_dups.guest import storm as guest_storm
+from kmod_dups.guest.storm import FAIL, NONEXISTENT, TARGET
 from kmod_dups.kernel_abi import MAX_KMOD_CONCURRENT
 from kmod_dups.debugstorm.context import (
     Context, DUPS_FUNCTION, MAX_THREADS, NOWAIT_RACE_DELAY_MS, NOWAIT_RACE_LEAD_MS, STACKS_ID,

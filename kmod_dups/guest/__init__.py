@@ -1,9 +1,12 @@
-"""The guest's shell, as real files: ``lib.sh`` (every script's functions),
-``trace.sh`` (dupstrace around a session), ``stress.sh`` (the debug-kernel
-scenarios), ``semantics.sh`` and ``selftest.sh``.  They are POSIX sh,
-shellcheck-clean, and read only variables; ``script()`` is the one Python
-step that puts those variables first, then the libraries, then the body
-(one function call a line, made by the job)."""
+"""What runs in the guest: ``session`` (one guest script through the boot
+API), ``storm`` (the storm script's variables and the parser of what the
+guest prints), and the guest's shell as real files: ``lib.sh`` (every
+script's functions), ``trace.sh`` (dupstrace around a session),
+``stress.sh`` (the debug-kernel scenarios), ``semantics.sh`` and
+``selftest.sh``.  They are POSIX sh, shellcheck-clean, and read only
+variables; ``script()`` is the one Python step that puts those variables
+first, then the libraries, then the body (one function call a line, made by
+the job)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ LIBRARIES = ("lib", "trace", "stress", "semantics", "selftest")
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 HEADER = """#!/bin/sh
 # Written by kmod-dups; runs as root inside the guest.  Lines starting with
-# "KDS " are for the host (kmod_dups.guest_storm.parse_output).
+# "KDS " are for the host (kmod_dups.guest.storm.parse_output).
 # Values below and conditions for eval are single-quoted on purpose (each
 # library file is checked with its own directives).
 # shellcheck disable=SC2016

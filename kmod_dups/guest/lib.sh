@@ -6,7 +6,7 @@
 # guest folder), KDS_CONF, KDS_LOG, KDS_WRAPPER and KDS_WRAPPER_TEXT (the
 # kernel's modprobe), KDS_DIR (kmod_dups_storm's debugfs folder), KDS_STORM
 # (1: load kmod_dups_storm), KDS_STORM_MODULE, KDS_PARAM (enable_dups_trace).
-# Lines starting with "KDS " are for the host (kmod_dups.guest_storm).
+# Lines starting with "KDS " are for the host (kmod_dups.guest.storm).
 
 kds() {
 	echo "KDS $*"
