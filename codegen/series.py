@@ -19,6 +19,7 @@ from pathlib import Path
 
 from kmod_dups.codegen import basetree, checkpatch, feature
 from kmod_dups.codegen.render import DEFAULT_VARIANT, check_variant, render
+from kmod_dups import atomic
 from kmod_dups.errors import UserError
 
 # Findings that stay, with the reason the cover letter gives for each.
@@ -68,23 +69,10 @@ def check_output_dir(out: Path, force: bool) -> None:
 
 def make_staging(out: Path) -> Path:
     """A fresh folder beside ``out`` to write into before ``publish``."""
-    try:
-        out.resolve().parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.resolve().parent))
-    except OSError as err:
-        raise UserError(f"cannot write {out}: {err.strerror}; choose an -o in a writable place") from None
+    return atomic.staging_dir(out, "choose an -o in a writable place")
 
 
-def publish(staging: Path, out: Path) -> None:
-    """Replace ``out`` by the finished ``staging`` folder in one rename, so a
-    failure never leaves a half-written output behind."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-        staging.rename(out)
-        shutil.rmtree(old)
-    else:
-        staging.rename(out)
+publish = atomic.publish_dir
 
 
 def _git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:

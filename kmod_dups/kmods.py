@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kmod_dups.build.make import first_error
-from kmod_dups import dotconfig
+from kmod_dups import atomic, dotconfig
 from kmod_dups.cache import cache_dir, locked
 from kmod_dups.errors import UserError
 
@@ -116,22 +115,11 @@ def _run(cmd: list[str], log: Path, what: str) -> None:
 
 
 def _replace_dir(staging: Path, dest: Path) -> None:
-    """Rename *staging* to *dest*, replacing an older *dest*."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        dest.rename(old)
-    staging.rename(dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    atomic.publish_dir(staging, dest)
 
 
 def _staging(dest: Path) -> Path:
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{dest.name}.new-", dir=dest.parent))
-    except OSError as err:
-        raise UserError(f"cannot write {dest}: {err.strerror}; pass a writable folder") from err
+    return atomic.staging_dir(dest, "pass a writable folder")
 
 
 def default_dest(build: Path, kind: str) -> Path:
