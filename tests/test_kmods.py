@@ -7,9 +7,10 @@ vCPUs; see README there).
 
 Slow (a real kernel build folder): the modules compile against it without a
 warning and are checkpatch --strict clean; the modules root works with the
-real modprobe.  The build is the default one (/tmp/kmod-dups-build-ready)
-when it exists, otherwise a tinyconfig + MODULES + DEBUG_FS folder made
-from the cached base tree and kept in ~/.cache/kmod-dups/test-objs/kmods.
+real modprobe.  The build is KMOD_DUPS_BUILD when set, otherwise a
+tinyconfig + MODULES + DEBUG_FS folder made from the cached base tree and
+kept in ~/.cache/kmod-dups/test-objs/kmods (no state another run left in
+/tmp is read).
 
 Guest (KMOD_DUPS_BUILD set to a `kmod-dups build` folder): the semantic
 tests and one kmod.sh test, booted through `kmod-dups boot` at 2 vCPUs.
@@ -36,7 +37,6 @@ from kmod_dups.guest.storm import GuestPaths, Storm
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "kmods"
-READY = Path("/tmp/kmod-dups-build-ready")
 C_FILES = ["storm/kmod_dups_storm.c", "targets/kmod_dups_target.c", "targets/kmod_dups_fail.c",
            "targets/kmod_dups_slow.h"]
 MAKE_FILES = ["storm/Kbuild", "storm/Makefile", "targets/Kbuild", "targets/Makefile"]
@@ -80,10 +80,9 @@ def _own_build(base: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def kbuild(base_tree: Path) -> Path:
-    if READY.is_file():
-        ready = Path(READY.read_text().strip())
-        if (ready / ".config").is_file() and (ready / "scripts/mod/modpost").is_file():
-            return ready
+    given = os.environ.get("KMOD_DUPS_BUILD")
+    if given:
+        return Path(given)
     return _own_build(base_tree)
 
 
