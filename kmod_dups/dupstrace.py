@@ -20,13 +20,17 @@ Run it as root: /usr/bin/python3 -m kmod_dups.dupstrace -h
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 EXAMPLES = """examples:
@@ -465,24 +469,26 @@ def parse_args(argv: list[str] | None = None, prog: str = "dupstrace") -> argpar
 KHEADERS = "/sys/kernel/kheaders.tar.xz"
 
 
-def kernel_headers() -> str | None:
-    """The running kernel's own headers for BCC: CONFIG_IKHEADERS' archive,
-    unpacked once.  BCC can unpack it by itself, but it renames a directory
-    into place, which fails (EXDEV) on overlayfs such as virtme-ng's /tmp,
-    and it prefers /lib/modules/RELEASE/build, which for an O= build folder
-    holds only generated headers.  Returns the folder for BCC_KERNEL_SOURCE,
-    or None to leave BCC to its own search."""
-    release = os.uname().release
+@contextlib.contextmanager
+def kernel_headers() -> Iterator[str | None]:
+    """The running kernel's own headers for BCC while it compiles: the
+    CONFIG_IKHEADERS archive, unpacked into a private folder (mkdtemp: 0700,
+    ours alone) that is removed afterwards.  Nothing another user could have
+    written (a planted folder, marker or symlink under /tmp) is trusted or
+    followed.  BCC can unpack the archive by itself, but it renames a
+    directory into place, which fails (EXDEV) on overlayfs such as
+    virtme-ng's /tmp, and it prefers /lib/modules/RELEASE/build, which for an
+    O= build folder holds only generated headers.  Yields the folder for
+    BCC_KERNEL_SOURCE, or None to leave BCC to its own search."""
     if os.environ.get("BCC_KERNEL_SOURCE") or not os.path.exists(KHEADERS):
-        return None
-    dest = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"dupstrace-kheaders-{release}")
-    done = os.path.join(dest, ".unpacked")
-    if not os.path.exists(done):
-        os.makedirs(dest, exist_ok=True)
-        subprocess.run(["tar", "-xf", KHEADERS, "-C", dest], check=True)
-        with open(done, "w"):
-            pass
-    return dest
+        yield None
+        return
+    dest = tempfile.mkdtemp(prefix=f"dupstrace-kheaders-{os.uname().release}-")
+    try:
+        subprocess.run(["tar", "-xf", KHEADERS, "-C", dest, "--no-same-owner"], check=True)
+        yield dest
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
 
 
 def attach(probes: Probes, text: str):  # noqa: ANN201 - returns a bcc.BPF
@@ -492,10 +498,14 @@ def attach(probes: Probes, text: str):  # noqa: ANN201 - returns a bcc.BPF
         if not BPF.tracepoint_exists(category, event):
             raise SystemExit(f"dupstrace: this kernel has no tracepoint {category}:{event}; "
                              "it needs CONFIG_MODULES and CONFIG_FTRACE_SYSCALLS")
-    headers = kernel_headers()
-    if headers:
-        os.environ["BCC_KERNEL_SOURCE"] = headers
-    bpf = BPF(text=text)
+    with kernel_headers() as headers:
+        if headers:
+            os.environ["BCC_KERNEL_SOURCE"] = headers
+        try:
+            bpf = BPF(text=text)
+        finally:
+            if headers:
+                del os.environ["BCC_KERNEL_SOURCE"]
     bpf.attach_kprobe(event=UMH_EXEC, fn_name="trace_umh_exec")
     if probes.dups:
         bpf.attach_kprobe(event=DUPS_FUNC, fn_name="trace_dups_entry")

@@ -4,6 +4,7 @@ checks and the 80-column table.  The guest tests run it for real."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,57 @@ def test_vmalloc_sampler_starts_and_stops() -> None:
     assert not sampler.is_alive()
     if dupstrace.VmallocSampler.read_kb() is not None:
         assert sampler.peak_kb is not None and sampler.peak_kb >= sampler.start_kb
+
+
+def test_kernel_headers_never_trust_what_another_user_planted(tmp_path, monkeypatch) -> None:
+    """The old code unpacked into /tmp/dupstrace-kheaders-RELEASE and trusted
+    an .unpacked marker there: planted headers were compiled in as root, and
+    a planted symlink was followed by the root-run tar."""
+    import os
+    import stat
+    import subprocess
+
+    from kmod_dups import dupstrace
+
+    archive_src = tmp_path / "src"
+    (archive_src / "include/linux").mkdir(parents=True)
+    (archive_src / "include/linux/kernel.h").write_text("/* the kernel's own */\n")
+    archive = tmp_path / "kheaders.tar.xz"
+    subprocess.run(["tar", "-cJf", str(archive), "-C", str(archive_src), "include"], check=True)
+    shared_tmp = tmp_path / "tmp"
+    shared_tmp.mkdir()
+    release = os.uname().release
+    planted = shared_tmp / f"dupstrace-kheaders-{release}"
+    (planted / "include/linux").mkdir(parents=True)
+    (planted / "include/linux/kernel.h").write_text("#error planted\n")
+    (planted / ".unpacked").write_text("")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (shared_tmp / f"dupstrace-kheaders-{release}-x").symlink_to(victim)
+    monkeypatch.setattr(dupstrace, "KHEADERS", str(archive))
+    monkeypatch.setenv("TMPDIR", str(shared_tmp))
+    monkeypatch.delenv("BCC_KERNEL_SOURCE", raising=False)
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    with dupstrace.kernel_headers() as headers:
+        assert headers is not None and Path(headers) != planted
+        mode = os.stat(headers)
+        assert stat.S_IMODE(mode.st_mode) == 0o700 and mode.st_uid == os.geteuid()
+        assert (Path(headers) / "include/linux/kernel.h").read_text() == "/* the kernel's own */\n"
+    assert not Path(headers).exists()
+    assert list(victim.iterdir()) == []
+    assert (planted / "include/linux/kernel.h").read_text() == "#error planted\n"
+
+
+def test_the_file_runs_alone_from_a_copy_outside_the_project(tmp_path) -> None:
+    import shutil
+    import subprocess
+
+    from kmod_dups import dupstrace
+
+    copy = tmp_path / "dupstrace.py"
+    shutil.copy2(dupstrace.__file__, copy)
+    proc = subprocess.run(["./dupstrace.py", "-h"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert "./dupstrace.py --ebpf" in proc.stdout
