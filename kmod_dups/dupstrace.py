@@ -491,9 +491,18 @@ def kernel_headers() -> Iterator[str | None]:
         shutil.rmtree(dest, ignore_errors=True)
 
 
-def attach(probes: Probes, text: str):  # noqa: ANN201 - returns a bcc.BPF
+TRACEFS_EVENTS = ("/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events")
+
+
+def attach(probes: Probes, text: str):  # noqa: ANN201 - returns (a bcc.BPF, what could not be attached)
+    """Load the program and attach every probe.  The required ones (the
+    tracepoints, call_usermodehelper_exec) end the tool when they fail; an
+    optional one that fails is named in the result and the rest still run."""
     from bcc import BPF  # Debian's python3-bpfcc; imported late so -h works anywhere
 
+    if not any(os.path.isdir(path) for path in TRACEFS_EVENTS):
+        raise SystemExit("dupstrace: tracefs is not mounted, so no tracepoint can be found; "
+                         "mount -t tracefs nodev /sys/kernel/tracing")
     for category, event in TRACEPOINTS:
         if not BPF.tracepoint_exists(category, event):
             raise SystemExit(f"dupstrace: this kernel has no tracepoint {category}:{event}; "
@@ -507,14 +516,21 @@ def attach(probes: Probes, text: str):  # noqa: ANN201 - returns a bcc.BPF
             if headers:
                 del os.environ["BCC_KERNEL_SOURCE"]
     bpf.attach_kprobe(event=UMH_EXEC, fn_name="trace_umh_exec")
+    optional = []
     if probes.dups:
-        bpf.attach_kprobe(event=DUPS_FUNC, fn_name="trace_dups_entry")
-        bpf.attach_kretprobe(event=DUPS_FUNC, fn_name="trace_dups_return")
+        optional += [("kprobe", DUPS_FUNC, "trace_dups_entry", "DUPS"),
+                     ("kretprobe", DUPS_FUNC, "trace_dups_return", "DUPS")]
     if probes.read_file:
-        bpf.attach_kretprobe(event=probes.read_file, fn_name="trace_read_file_return")
+        optional.append(("kretprobe", probes.read_file, "trace_read_file_return", "WASTE"))
     if probes.find_module:
-        bpf.attach_kprobe(event=probes.find_module, fn_name="trace_find_module")
-    return bpf
+        optional.append(("kprobe", probes.find_module, "trace_find_module", "module names of loads"))
+    failed = []
+    for kind, event, fn_name, what in optional:
+        try:
+            getattr(bpf, f"attach_{kind}")(event=event, fn_name=fn_name)
+        except Exception as err:  # bcc raises bare Exceptions for attach errors
+            failed.append(f"{what}: cannot attach the {kind} on {event}() ({err})")
+    return bpf, failed
 
 
 def main(argv: list[str] | None = None, prog: str = "dupstrace") -> int:
@@ -538,7 +554,7 @@ def main(argv: list[str] | None = None, prog: str = "dupstrace") -> int:
         print(f"dupstrace: {UMH_EXEC}() cannot be probed on this kernel", file=sys.stderr)
         return 1
     try:
-        bpf = attach(probes, text)
+        bpf, not_attached = attach(probes, text)
     except Exception as err:  # bcc raises bare Exceptions for compile/attach errors
         print(f"dupstrace: cannot load the BPF program: {err}", file=sys.stderr)
         return 1
@@ -557,7 +573,7 @@ def main(argv: list[str] | None = None, prog: str = "dupstrace") -> int:
         return Session(kernel=os.uname().release, seconds=round(time.monotonic() - started, 3),
                        modules=read_counts(bpf["counts"]), vmalloc_start_kb=sampler.start_kb,
                        vmalloc_peak_kb=sampler.peak_kb, dups_traced=probes.dups,
-                       untraced=probes.untraced())
+                       untraced=probes.untraced() + not_attached)
 
     while not stop.is_set():
         now = time.monotonic()

@@ -131,3 +131,54 @@ def test_the_file_runs_alone_from_a_copy_outside_the_project(tmp_path) -> None:
                           env={"PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     assert "./dupstrace.py --ebpf" in proc.stdout
+
+
+class _FakeBPF:
+    """Stands in for bcc.BPF: every attach works but the kretprobe on dups.c."""
+
+    attached: list[tuple[str, str]] = []
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @staticmethod
+    def tracepoint_exists(category: str, event: str) -> bool:
+        return True
+
+    def attach_kprobe(self, event: str, fn_name: str) -> None:
+        self.attached.append(("kprobe", event))
+
+    def attach_kretprobe(self, event: str, fn_name: str) -> None:
+        if event == "kmod_dup_request_exists_wait":
+            raise Exception("Failed to attach BPF program trace_dups_return to kretprobe")
+        self.attached.append(("kretprobe", event))
+
+
+def test_an_optional_probe_that_fails_is_named_and_the_rest_attach(monkeypatch) -> None:
+    import sys
+    import types
+
+    from kmod_dups import dupstrace
+
+    monkeypatch.setitem(sys.modules, "bcc", types.SimpleNamespace(BPF=_FakeBPF))
+    monkeypatch.setattr(dupstrace, "TRACEFS_EVENTS", ("/",))
+    monkeypatch.setattr(dupstrace, "KHEADERS", "/nonexistent")
+    _FakeBPF.attached = []
+    probes = dupstrace.Probes(dups=True, read_file=dupstrace.READ_FILE_FUNCS[0],
+                              find_module=dupstrace.FIND_MODULE_FUNCS[0])
+    _, failed = dupstrace.attach(probes, "text")
+    assert len(failed) == 1 and failed[0].startswith("DUPS: cannot attach the kretprobe")
+    assert ("kretprobe", dupstrace.READ_FILE_FUNCS[0]) in _FakeBPF.attached
+    assert ("kprobe", dupstrace.UMH_EXEC) in _FakeBPF.attached
+
+
+def test_tracefs_not_mounted_is_said_as_such(monkeypatch) -> None:
+    import sys
+    import types
+
+    from kmod_dups import dupstrace
+
+    monkeypatch.setitem(sys.modules, "bcc", types.SimpleNamespace(BPF=_FakeBPF))
+    monkeypatch.setattr(dupstrace, "TRACEFS_EVENTS", ("/nonexistent/events",))
+    with pytest.raises(SystemExit, match="tracefs is not mounted"):
+        dupstrace.attach(dupstrace.Probes(dups=False, read_file=None, find_module=None), "text")
