@@ -20,24 +20,24 @@ from kmod_dups.errors import UserError
 class Rejudged:
     kind: str  # "run" or "stress"
     folder: Path
-    runs: list[run.KernelRun] | None = None
+    run: run.RunReport | None = None
     stress: stress.StressReport | None = None
 
     @property
     def ok(self) -> bool:
-        if self.runs is not None:
-            return run.verdict(self.runs).ok
+        if self.run is not None:
+            return self.run.verdict.ok
         return self.stress is not None and self.stress.clean
 
     def text(self) -> str:
-        if self.runs is not None:
-            return run.table(self.runs) + "\n" + "\n".join(run.verdict(self.runs).lines())
+        if self.run is not None:
+            return self.run.text()
         assert self.stress is not None
         return stress.table(self.stress) + "\n\n" + stress.details(self.stress)
 
     def data(self) -> dict:
-        if self.runs is not None:
-            return run.report_data(self.runs)
+        if self.run is not None:
+            return self.run.data()
         assert self.stress is not None
         return stress.report_data(self.stress)
 
@@ -77,7 +77,7 @@ def rejudge(folder: Path) -> Rejudged:
             result, boot, output, _ = _guest(Path(k["guest"]))
             runs.append(run.read_kernel_run(k["kernel"], Path(k["build"]), int(k["cpus"]), Path(k["guest"]),
                                             result, boot, output, run.TARGETS))
-        return Rejudged("run", folder, runs=runs)
+        return Rejudged("run", folder, run=run.RunReport(runs))
     if "scenarios" in saved:
         sizes = dict(saved.get("sizes") or {})
         if "starve_delays_ms" in sizes:

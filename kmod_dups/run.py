@@ -253,6 +253,28 @@ def verdict_ok(runs: list[KernelRun]) -> bool:
     return verdict(runs).ok
 
 
+@dataclass
+class RunReport:
+    """One run of the main job: its kernels, and the verdict on them.  It
+    renders as the 80-column table, as JSON, and as the run folder's
+    report.txt and report.json (written atomically)."""
+
+    runs: list[KernelRun]
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict(self.runs)
+
+    def text(self) -> str:
+        return table(self.runs) + "\n" + "\n".join(self.verdict.lines())
+
+    def data(self) -> dict:
+        return report_data(self.runs)
+
+    def write(self, folder: Path) -> None:
+        write_report(folder, self.runs)
+
+
 def report_data(runs: list[KernelRun]) -> dict:
     """The run as JSON-ready data: the verdict and each kernel's outcomes."""
     answer = verdict(runs)

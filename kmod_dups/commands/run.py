@@ -42,17 +42,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         say(f"[{kernel}] building {'+'.join(configs)} ({args.variant})")
         record = pipeline.run(pipeline.Request(configs=list(configs), tree=args.tree, variant=args.variant))
         builds[kernel] = Path(record["builddir"])
-    results = []
+    report = run.RunReport([])
     for kernel, _ in kernels:
-        results.append(run.run_kernel(kernel, builds[kernel], args.cpus, folder / "guests", run.TARGETS, say))
-        run.write_report(folder, results)
-    answer = run.verdict(results)
-    print(run.table(results))
-    print("\n".join(answer.lines()))
+        report.runs.append(run.run_kernel(kernel, builds[kernel], args.cpus, folder / "guests", run.TARGETS, say))
+        report.write(folder)
+    print(report.text())
     if args.json:
-        print(json.dumps(run.report_data(results), indent=2, default=str))
+        print(json.dumps(report.data(), indent=2, default=str))
     say(f"report in {folder}/report.txt and report.json")
-    return 0 if answer.ok else 1
+    return 0 if report.verdict.ok else 1
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
