@@ -192,6 +192,7 @@ def parse(text: str) -> list[SelftestResult]:
 
 
 _MARK = re.compile(r"kmod-dups mark (\S+)$")
+_DUPS_LINE = re.compile(r"(?:^|: )module-autoload: duplicate request for module \S+$")
 _DROPPED = re.compile(r"\*\* \d+ printk messages dropped \*\*")
 
 
@@ -213,7 +214,8 @@ def console_dups(console: str) -> dict[str, ConsoleCount]:
             current = mark.group(1)
             counts[current] = [0, 0]
         elif current is not None:
-            if text.startswith(consolemod.DUPS_WARNING):
+            # pr_warn() prints it after dups.c's pr_fmt ("module: ").
+            if _DUPS_LINE.search(text):
                 counts[current][0] += 1
             elif _DROPPED.search(text):
                 counts[current][1] = 1

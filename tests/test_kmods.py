@@ -465,7 +465,7 @@ def test_kmod_selftest_without_its_mark_has_no_dups_count():
 
 
 def test_kmod_selftest_counts_dups_on_the_console():
-    dup = "[    9.1][  T70] module-autoload: duplicate request for module test_module"
+    dup = "[    9.1][  T70] module: module-autoload: duplicate request for module test_module"
     console = "\n".join(["[    8.0][   T1] kmod-dups mark 0008", *[dup] * 300,
                          "[   20.0][   T1] kmod-dups mark 0009", dup,
                          "[   21.0][   T1] ** 120 printk messages dropped **"]) + "\n"
