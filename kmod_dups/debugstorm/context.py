@@ -100,6 +100,11 @@ def slow_load_ms(ctx: Context) -> int:
 
 
 LATE_WAITER_HELD_MS = 1000  # the late waiter returns at least this long after the others
+# late-waiter's load outlasts the shell's wait for the duplicates and the
+# hog's start: at 4 vCPUs on the debug kernel, measured twice, the hog spun
+# 1.7 s and 2.4 s after a load of slow_load_ms() had ended (the run then
+# shows nothing), so the load is three times as long.
+LATE_WAITER_LOAD_FACTOR = 3
 HOG_PRIO = 50  # SCHED_FIFO priority of the busy loop; the CPU's ksoftirqd runs above it
 SOFTIRQ_PRIO = 60
 

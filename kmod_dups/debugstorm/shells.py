@@ -11,7 +11,7 @@ from kmod_dups.guest.storm import FAIL, NONEXISTENT, TARGET
 from kmod_dups.kernel_abi import MAX_KMOD_CONCURRENT
 from kmod_dups.debugstorm.context import (
     Context, DUPS_FUNCTION, MAX_THREADS, NOWAIT_RACE_DELAY_MS, NOWAIT_RACE_LEAD_MS, STACKS_ID,
-    late_waiter_threads, slow_load_ms, starve_names,
+    LATE_WAITER_LOAD_FACTOR, late_waiter_threads, slow_load_ms, starve_names,
 )
 
 
@@ -88,7 +88,8 @@ def late_waiter_shell(ctx: Context) -> list[str]:
     # delayed delete runs while the waiter on the hog's CPU has not run yet.
     threads = late_waiter_threads(ctx)
     return ctx.fresh() + [
-        f"kdx_late_waiter late-waiter {threads} {slow_load_ms(ctx)} {max(ctx.linger, 1000)}"]
+        f"kdx_late_waiter late-waiter {threads} {LATE_WAITER_LOAD_FACTOR * slow_load_ms(ctx)} "
+        f"{max(ctx.linger, 1000)}"]
 
 
 def kernel_args(ctx: Context, names: Sequence[str]) -> list[str]:
