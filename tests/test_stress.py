@@ -147,11 +147,11 @@ def test_storm_sizes_reach_the_script() -> None:
     # the hog outlasts the as-posted linger; at most 40 callers so that, as
     # posted, the one kept off its CPU got a modprobe slot; the load takes
     # longer with more CPUs (3000 ms + 50 ms a CPU)
-    assert "kdx_late_waiter late-waiter 8 3400 1000" in text
+    assert "kdx_late_waiter late-waiter 8 10200 1000" in text  # 3 x (3000 + 50 x 8)
     # the killed caller's load, as long (3000 ms + 50 ms a CPU): the kill must come first
     assert "kdx_killed_first killed-first 16 16 3400" in text
-    assert "kdx_late_waiter late-waiter 40 6200 2000" in script("as-posted", cpus=64, names=["late-waiter"])
-    assert "kdx_late_waiter late-waiter 40 6200 60000" in debugstorm.render(
+    assert "kdx_late_waiter late-waiter 40 18600 2000" in script("as-posted", cpus=64, names=["late-waiter"])
+    assert "kdx_late_waiter late-waiter 40 18600 60000" in debugstorm.render(
         PATHS, debugstorm.Context(cpus=64, variant="as-posted"), ["late-waiter"])
 
 
