@@ -114,14 +114,6 @@ def _run(cmd: list[str], log: Path, what: str) -> None:
         raise UserError(f"{what} failed: {error} (full log: {log})")
 
 
-def _replace_dir(staging: Path, dest: Path) -> None:
-    atomic.publish_dir(staging, dest)
-
-
-def _staging(dest: Path) -> Path:
-    return atomic.staging_dir(dest, "pass a writable folder")
-
-
 def default_dest(build: Path, kind: str) -> Path:
     """``~/.cache/kmod-dups/<kind>/<build folder name>``."""
     return cache_dir() / kind / build.expanduser().resolve().name
@@ -139,7 +131,7 @@ def build_modules(build: Path, dest: Path | None = None, *, jobs: int = 1,
         if not (sources / folder / "Kbuild").is_file():
             raise UserError(f"{sources / folder}/Kbuild is missing; is {sources} the repository's kernel/?")
 
-    staging = _staging(dest)
+    staging = atomic.staging_dir(dest, "pass a writable folder")
     log = staging / "build.log"
     try:
         with tempfile.TemporaryDirectory(prefix="kmod-dups-kmods-") as tmp:
@@ -155,7 +147,7 @@ def build_modules(build: Path, dest: Path | None = None, *, jobs: int = 1,
                     raise UserError(f"make succeeded but {name}.ko is missing (full log: {log})")
                 shutil.copy2(ko, staging / ko.name)
         (staging / "kernelrelease").write_text(kb.release + "\n")
-        _replace_dir(staging, dest)
+        atomic.publish_dir(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -194,7 +186,7 @@ def make_modules_root(build: Path, dest: Path, kos: Mapping[str, Path]) -> Modul
     for name, path in kos.items():
         if not Path(path).is_file():
             raise UserError(f"{path} ({name}) does not exist; build the test modules first")
-    staging = _staging(dest)
+    staging = atomic.staging_dir(dest, "pass a writable folder")
     log = staging / "modules-root.log"
     try:
         if kb.has_modules:
@@ -212,7 +204,7 @@ def make_modules_root(build: Path, dest: Path, kos: Mapping[str, Path]) -> Modul
         record = {"build": str(kb.path), "release": kb.release, "build_modules": kb.has_modules,
                   "extra": {name: str(path) for name, path in kos.items()}}
         (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n")
-        _replace_dir(staging, dest)
+        atomic.publish_dir(staging, dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

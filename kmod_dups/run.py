@@ -283,7 +283,6 @@ def report_data(runs: list[KernelRun]) -> dict:
 
 
 def write_report(folder: Path, runs: list[KernelRun]) -> None:
-    answer = verdict(runs)
-    data = report_data(runs)
-    atomic.write_text(folder / "report.json", json.dumps(data, indent=2, default=str) + "\n")
-    atomic.write_text(folder / "report.txt", table(runs) + "\n" + "\n".join(answer.lines()) + "\n")
+    report = RunReport(runs)
+    atomic.write_text(folder / "report.json", json.dumps(report.data(), indent=2, default=str) + "\n")
+    atomic.write_text(folder / "report.txt", report.text() + "\n")
