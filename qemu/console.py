@@ -88,9 +88,12 @@ _DUPS_WARN_SOURCE = re.compile(r"\bWARN\(\s*1\s*,\s*\"module-autoload: duplicate
 _DUMP_LINE = re.compile(
     r"^(?:Modules linked in:.*|CPU: \d+ PID: \d+ Comm: .*|Hardware name: .*|RIP: .*|Code: .*|RSP: .*"
     r"|R[A-Z0-9]{2}: [0-9a-f]{16}(?: R[A-Z0-9]{2}: [0-9a-f]{16})*|[A-Z]S: .*|CS: .*|CR2: .*|DR[0-7]: .*"
-    r"|PKRU: [0-9a-f]+|Call Trace:|</?(?:TASK|IRQ|NMI|SOFTIRQ)>|\?? ?[\w.]+\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[\w+\])?"
-    r"|irq event stamp: \d+|(?:hard|soft)irqs last (?: |dis)?enabled at \(\d+\): .*"
+    r"|PKRU: [0-9a-f]+|Call Trace:|</?(?:TASK|IRQ|NMI|SOFTIRQ)>|\?? ?[\w.]+\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[\w+\])?|\? 0x[0-9a-f]+"
+    r"|irq event stamp: \d+|(?:hard|soft)irqs last +(?:en|dis)abled at \(\d+\): .*"
     r"|Tainted: \[.*|\(unreliable\)|\.\.\.)$")
+# The rest of "Modules linked in:" when another CPU's printk broke the
+# continuation: module names with their taint flags, nothing else.
+_MODULES_REST = re.compile(r"^[\w-]+(?:\([A-Z+-]+\))?(?: [\w-]+(?:\([A-Z+-]+\))?)*$")
 _END_TRACE = re.compile(r"^---\[ end trace [0-9a-f]+ \]---$")
 
 CUT_HERE = "------------[ cut here ]------------"
@@ -172,11 +175,15 @@ def _not_dups_warning(stream: list[Line], at: int, sites: Collection[int] | None
         return "its block does not open with cut here and the dups message"
     if not callers:
         return ""
+    previous = stream[at].text
     for line in stream[at + 1:]:
         if _END_TRACE.match(line.text):
             return ""
-        if not _DUMP_LINE.match(line.text):
+        # An empty line is a bare continuation newline: it carries nothing.
+        broken_modules = previous.startswith("Modules linked in:") and _MODULES_REST.match(line.text)
+        if line.text and not broken_modules and not _DUMP_LINE.match(line.text):
             return f"line {line.number} of its block is not part of a WARN dump: {line.text[:60]}"
+        previous = line.text
     return ""
 
 

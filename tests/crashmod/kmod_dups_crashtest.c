@@ -14,9 +14,9 @@
  *   dups   start nr_threads kthreads that all request_module(dups_module)
  *          at once: the dups warnings of CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS
  *
- * With crash=dups, splat=WHAT raises one more report from another kthread
- * while the dups warnings are printed, so a console has it interleaved with
- * them (the console classifier must still find it):
+ * With crash=dups, splat=WHAT raises one more report from the middle caller
+ * just before its request, so a console has it interleaved with the dups
+ * warnings (the console classifier must still find it):
  *
  *   lockdep   take two mutexes in both orders: lockdep's "possible circular
  *             locking dependency" (CONFIG_PROVE_LOCKING), no real deadlock
@@ -70,18 +70,6 @@ static DECLARE_COMPLETION(dups_go);
 static atomic_t dups_left;
 static DECLARE_COMPLETION(dups_done);
 
-static int crashtest_dups_thread(void *data)
-{
-	int ret;
-
-	wait_for_completion(&dups_go);
-	ret = request_module("%s", dups_module);
-	pr_info("kmod_dups_crashtest: request_module(%s) = %d\n", dups_module, ret);
-	if (atomic_dec_and_test(&dups_left))
-		complete(&dups_done);
-	return 0;
-}
-
 static DEFINE_MUTEX(splat_a);
 static DEFINE_MUTEX(splat_b);
 
@@ -110,12 +98,20 @@ static void crashtest_splat(void)
 	}
 }
 
-static int crashtest_splat_thread(void *data)
+static int crashtest_dups_thread(void *data)
 {
+	unsigned long index = (unsigned long)data;
+	int ret;
+
 	wait_for_completion(&dups_go);
-	/* Let the dups warnings start printing first. */
-	msleep(20);
-	crashtest_splat();
+	/*
+	 * The middle caller raises the splat just before its own request, so
+	 * that half the dups warnings are printed before it and half after.
+	 */
+	if (index == nr_threads / 2)
+		crashtest_splat();
+	ret = request_module("%s", dups_module);
+	pr_info("kmod_dups_crashtest: request_module(%s) = %d\n", dups_module, ret);
 	if (atomic_dec_and_test(&dups_left))
 		complete(&dups_done);
 	return 0;
@@ -126,12 +122,12 @@ static int crashtest_dups(void)
 	struct task_struct *task;
 	unsigned int i;
 
-	atomic_set(&dups_left, nr_threads + 1);
-	task = kthread_run(crashtest_splat_thread, NULL, "kmod_dups_splat");
-	if (IS_ERR(task) && atomic_dec_and_test(&dups_left))
-		complete(&dups_done);
+	/* With no callers nothing would ever complete dups_done. */
+	if (!nr_threads)
+		return -EINVAL;
+	atomic_set(&dups_left, nr_threads);
 	for (i = 0; i < nr_threads; i++) {
-		task = kthread_run(crashtest_dups_thread, NULL,
+		task = kthread_run(crashtest_dups_thread, (void *)(unsigned long)i,
 				   "kmod_dups_crash/%u", i);
 		if (IS_ERR(task)) {
 			/* Keep the count right for the threads that do run. */
