@@ -77,27 +77,40 @@ class KernelRun:
     untraced: list[str] = field(default_factory=list)
     vmalloc_start_kb: int | None = None
     vmalloc_peak_kb: int | None = None
+    missed: dict[str, int] = field(default_factory=dict)  # probe -> hits dupstrace lost
 
 
 
 
 def guest_script(paths: GuestPaths, targets: list[Target]) -> str:
     storms = [Storm(id=t.storm_id, name=t.name, mode="wait") for t in targets]
+    return traced_script(paths, storms, [t.name for t in targets if t.finit_expected])
+
+
+def traced_script(paths: GuestPaths, storms: list[Storm], unload: list[str], trace_args: str = "") -> str:
+    """A guest script running *storms* under dupstrace, then unloading
+    *unload*."""
     body = ["kds_setup", "kds_trace_start"]
     for storm in storms:
         body += guest_storm.storm_lines(storm)
-    body += ["kds_trace_stop"] + [f"kds_unload {t.name}" for t in targets if t.finit_expected]
+    body += ["kds_trace_stop"] + [f"kds_unload {name}" for name in unload]
     body.append("kds_teardown")
-    trace = {"KDS_PYTHON": sys.executable, "KDS_TRACE_TICKS": TRACE_READY_S * 10}
+    trace = {"KDS_PYTHON": sys.executable, "KDS_TRACE_TICKS": TRACE_READY_S * 10, "KDS_TRACE_ARGS": trace_args}
     return guest_storm.preamble(paths, variables_=trace, libraries=["trace"]) + "\n" + "\n".join(body) + "\n"
 
 
+def trace_lines(output: str) -> list[str]:
+    """What dupstrace printed on stdout in the guest."""
+    return [line.split("KDS tracejson ", 1)[1] for line in output.splitlines() if "KDS tracejson " in line]
+
+
 def parse_trace(output: str) -> dict:
-    lines = [line.split("KDS tracejson ", 1)[1] for line in output.splitlines() if "KDS tracejson " in line]
-    if not lines:
+    """dupstrace's JSON document: its last line (timeline lines come first)."""
+    documents = [line for line in trace_lines(output) if line.startswith("{")]
+    if not documents:
         return {}
     try:
-        return json.loads("\n".join(lines))
+        return json.loads(documents[-1])
     except ValueError:
         return {}
 
@@ -182,6 +195,10 @@ def verdict(runs: list[KernelRun]) -> Verdict:
                 problems.append(f"{o.module}: the storm opened no window: the control kernel too ran "
                                 f"{launches} modprobe for {c.callers} callers")
     for run in runs:
+        if run.missed:
+            problems.append(f"{run.kernel}: dupstrace lost hits ("
+                            + ", ".join(f"{n} of {probe}" for probe, n in sorted(run.missed.items()))
+                            + "), so its counts are low")
         if run.untraced:
             notes.append(f"{run.kernel}: not traced: {'; '.join(run.untraced)}")
     return Verdict(not problems, problems, notes)
@@ -203,11 +220,11 @@ def read_kernel_run(kernel: str, build: Path, cpus: int, folder: Path, result: s
     it again on a saved run."""
     out = guest_storm.parse_output(output)
     trace = parse_trace(output)
-    counts = {m["module"]: ModuleCounts(**m) for m in trace.get("modules", [])}
+    counts = {m["module"]: ModuleCounts.from_dict(m) for m in trace.get("modules", [])}
     run = KernelRun(kernel=kernel, build=str(build), cpus=cpus, online=out.setup.get("online", "?"),
                     guest=str(folder), result=result, boot_seconds=boot_seconds,
                     untraced=trace.get("untraced", []), vmalloc_start_kb=trace.get("vmalloc_start_kb"),
-                    vmalloc_peak_kb=trace.get("vmalloc_peak_kb"))
+                    vmalloc_peak_kb=trace.get("vmalloc_peak_kb"), missed=trace.get("missed", {}))
     if out.fatal:
         raise UserError(f"[{kernel}] {out.fatal_sentence()}; see {folder}/output.log")
     if result != "ok" or not out.ended:
@@ -238,7 +255,7 @@ def table(runs: list[KernelRun]) -> str:
             else:
                 verdict = "(yes)" if o.converged else "(no)"
             cells = [c.requests, c.dups if o.kernel == "dups" else "-", c.launches, c.finit, c.finit_failed,
-                     human_bytes(c.wasted_bytes)] if c else ["-"] * 6
+                     human_bytes(c.dup_held_bytes)] if c else ["-"] * 6
             lines.append(f"{module[:21]:<21} {o.kernel:<7} {o.callers:>3} {cells[0]:>4} {cells[1]:>4} "
                          f"{cells[2]:>4} {cells[3]:>5} {cells[4]:>4} {cells[5]:>6} {ret[:4]:>4} {verdict}")
     for run in runs:

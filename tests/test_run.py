@@ -25,9 +25,9 @@ def storm(rets: list[int]) -> StormRun:
 
 
 def test_converged_needs_one_launch_one_finit_one_result() -> None:
-    counts = ModuleCounts(DELAYED.name, requests=4, dups=3, launches=1, finit=1, loads=1)
+    counts = ModuleCounts(DELAYED.name, requests=4, dups=3, launches=1, finit=1, live=1)
     assert run.judge(DELAYED, "dups", storm([0, 0, 0, 0]), counts).converged
-    many = ModuleCounts(DELAYED.name, requests=4, launches=4, finit=4, finit_failed=3, loads=1)
+    many = ModuleCounts(DELAYED.name, requests=4, launches=4, finit=4, finit_failed=3, failed_dup=3, live=1)
     verdict = run.judge(DELAYED, "control", storm([0, 0, 0, 0]), many)
     assert not verdict.converged and "4 modprobe launches" in verdict.why and "4 finit_module" in verdict.why
     split = run.judge(DELAYED, "dups", storm([0, 0, 256, 0]), counts)
@@ -48,7 +48,7 @@ def test_table_fits_80_columns() -> None:
                         ModuleCounts(DELAYED.name, requests=448, dups=447, launches=1, finit=1))
     control = run.judge(DELAYED, "control", storm([0] * 448),
                         ModuleCounts(DELAYED.name, requests=448, launches=448, finit=448,
-                                     finit_failed=447, wasted_bytes=447 * 529_000))
+                                     finit_failed=447, failed_dup=447, dup_held_bytes=447 * 529_000))
     kernel = run.KernelRun("dups", "b", 448, "0-447", "g", "ok", 61.5, [outcome, control], [], 9000, 10200)
     lines = run.table([kernel]).splitlines()
     assert all(len(line) <= 80 for line in lines)
@@ -62,11 +62,30 @@ def test_guest_script_runs_the_tracer_around_the_storms() -> None:
     assert "-m kmod_dups.dupstrace -j" in text
 
 
-def test_parse_trace_reassembles_the_json() -> None:
+def test_parse_trace_takes_the_document_after_the_timeline() -> None:
+    """dupstrace -j prints one document a line; -e timeline lines come first."""
     data = {"modules": [{"module": "m", "requests": 2}], "vmalloc_peak_kb": 5}
-    text = "noise\n" + "\n".join(f"KDS tracejson {line}" for line in json.dumps(data, indent=2).splitlines())
+    text = ("noise\nKDS tracejson   0.000000     42 request_module(m)\n"
+            f"KDS tracejson {json.dumps(data)}\n")
     assert run.parse_trace(text) == data
+    assert run.trace_lines(text)[0].endswith("request_module(m)")
     assert run.parse_trace("nothing here") == {}
+    assert run.parse_trace("KDS tracejson {not json") == {}
+
+
+def test_lost_hits_are_a_problem_of_the_verdict() -> None:
+    outcome = run.judge(DELAYED, "dups", storm([0] * 4),
+                        ModuleCounts(DELAYED.name, requests=4, dups=3, launches=1, finit=1, live=1))
+    control = run.judge(DELAYED, "control", storm([0] * 4),
+                        ModuleCounts(DELAYED.name, requests=4, launches=4, finit=4))
+    feature = run.KernelRun("dups", "b", 4, "0-3", "g", "ok", 6.0, [outcome], [], 9000, 10200,
+                            missed={"the kretprobe on kmod_dup_request_exists_wait()": 3})
+    ctl = run.KernelRun("control", "b", 4, "0-3", "g", "ok", 6.0, [control], [], 9000, 10200)
+    verdict = run.verdict([feature, ctl])
+    assert not verdict.ok
+    assert "dups: dupstrace lost hits (3 of the kretprobe on kmod_dup_request_exists_wait())" in verdict.problems[0]
+    feature.missed = {}
+    assert run.verdict([feature, ctl]).ok
 
 
 @pytest.mark.slow

@@ -2,10 +2,13 @@
 # trace.sh - dupstrace, the BCC tool, in the background for a whole session
 # (kmod_dups.run), on top of lib.sh.  Reads KDS_PYTHON (the interpreter with
 # kmod_dups installed) and KDS_TRACE_TICKS (tenths of a second to wait for
-# the tracer to attach: BCC compiles its program in the guest, slow under TCG).
+# the tracer to attach: BCC compiles its program in the guest, slow under TCG)
+# and KDS_TRACE_ARGS (more dupstrace options, e.g. -e for a timeline, whose
+# lines come before the JSON document).
 
 kds_trace_start() {
-	"$KDS_PYTHON" -m kmod_dups.dupstrace -j > "$KDS_WORK/trace.json" 2> "$KDS_WORK/trace.err" &
+	# shellcheck disable=SC2086 # KDS_TRACE_ARGS is a list of options
+	"$KDS_PYTHON" -m kmod_dups.dupstrace -j $KDS_TRACE_ARGS > "$KDS_WORK/trace.json" 2> "$KDS_WORK/trace.err" &
 	kds_trace_pid=$!
 	kds_n=0
 	until grep -qs '^Tracing' "$KDS_WORK/trace.err"; do

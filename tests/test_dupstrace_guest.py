@@ -1,0 +1,101 @@
+"""dupstrace's counts in a real guest (the feature-on 6.1 kernel, 4 vCPUs,
+TCG), each against what the kernel really did:
+
+- DUPS with more waiters than the kernel's default kretprobe instances
+  (max(10, 2 x CPUs) = 10 here): 32 callers, 31 duplicates.  The old
+  kretprobe lost the returns past 10 and never said so.
+- LIVE for a module whose init fails: 0.  The old LOADS counted it (the
+  module:module_load tracepoint fires before its init runs).
+- DHELD/FHELD: the failing module's one load is an init failure, not a
+  duplicate: its bytes are FHELD, image and layouts (more than the file).
+- A real alias request, fs-xfs: its row shows the modprobe it launched
+  and what that modprobe loaded (xfs and what xfs needs), which the old
+  rows, keyed by request string on one side and module name on the
+  other, could not join.
+- The timeline (-e) of the duplicate burst.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kmod_dups import kmods, run
+from kmod_dups.cache import runs_dir
+from kmod_dups.dupstrace import ModuleCounts
+from kmod_dups.guest import storm as guest_storm
+from kmod_dups.guest.session import run_script
+from kmod_dups.guest.storm import GuestPaths, Storm
+
+pytestmark = pytest.mark.slow
+
+CPUS = 4
+CROWD = 32  # > max(10, 2 x CPUS): the default kretprobe would lose returns
+ALIAS = "fs-xfs"
+
+
+@pytest.fixture(scope="module")
+def traced(default_build: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = kmods.prepare(default_build)
+    paths = GuestPaths(root=str(root.root), release=root.release)
+    storms = [Storm(id="crowd", name=kmods.TARGET, threads=CROWD),
+              Storm(id="failing", name=kmods.FAIL, threads=CPUS),
+              Storm(id="alias", name=ALIAS, threads=CPUS)]
+    script = run.traced_script(paths, storms, [kmods.TARGET, "xfs"], trace_args="-e")
+    guest = run_script(default_build, CPUS, script, runs_dir(), name="dupstrace-counts")
+    assert guest.result == "ok", f"guest ended {guest.result}; see {guest.folder}"
+    trace = run.parse_trace(guest.output)
+    assert trace, f"no dupstrace document; see {guest.folder}/output.log"
+    return {"trace": trace, "counts": {m["module"]: ModuleCounts.from_dict(m) for m in trace["modules"]},
+            "storms": guest_storm.parse_output(guest.output).storms, "lines": run.trace_lines(guest.output),
+            "folder": guest.folder}
+
+
+def test_nothing_was_lost(traced: dict) -> None:
+    assert traced["trace"]["missed"] == {}
+    assert not [n for n in traced["trace"]["untraced"] if "cannot attach" in n], traced["trace"]["untraced"]
+
+
+def test_dups_counts_every_waiter_past_the_default_instances(traced: dict) -> None:
+    storm = traced["storms"]["crowd"]
+    assert len(storm.results) == CROWD and storm.rets == {0}
+    target = traced["counts"][kmods.TARGET]
+    assert (target.requests, target.dups, target.launches) == (CROWD, CROWD - 1, 1)
+    # the kernel's own count of duplicate reports agrees
+    assert storm.dups == CROWD - 1
+
+
+def test_a_module_whose_init_fails_is_not_live(traced: dict) -> None:
+    fail = traced["counts"][kmods.FAIL]
+    assert (fail.finit, fail.finit_failed, fail.live) == (1, 1, 0)
+    assert fail.failed_dup == 0 and fail.dup_held_bytes == 0
+    # what it held: the image it read and the layouts allocated for it
+    assert fail.fail_held_bytes > fail.read_bytes > 512 * 1024
+    assert traced["trace"]["errnos"].get("ENODEV") == 1
+
+
+def test_an_alias_request_joins_the_loads_of_its_modprobe(traced: dict) -> None:
+    alias = traced["counts"][ALIAS]
+    assert (alias.requests, alias.dups, alias.launches) == (CPUS, CPUS - 1, 1)
+    assert alias.finit == 0  # no module is called fs-xfs
+    assert alias.via_finit >= 1 and alias.via_live >= 1
+    xfs = traced["counts"]["xfs"]
+    assert (xfs.finit, xfs.live) == (1, 1)
+    origins = {o["origin"]: o for o in traced["trace"]["origins"]}
+    total = sum(c.finit for name, c in traced["counts"].items() if name != ALIAS)
+    assert origins["kernel modprobe"]["finit"] == total
+
+
+def test_inflight_peak_is_exact_and_at_least_one_load(traced: dict) -> None:
+    target = traced["counts"][kmods.TARGET]
+    assert traced["trace"]["inflight_peak_bytes"] >= target.read_bytes > 0
+
+
+def test_the_timeline_shows_the_burst(traced: dict) -> None:
+    lines = [line for line in traced["lines"] if not line.startswith("{")]
+    requests = [line for line in lines if f"request_module({kmods.TARGET})" in line]
+    waited = [line for line in lines if f"duplicate {kmods.TARGET} waited" in line]
+    launches = [line for line in lines if line.endswith(f"modprobe -q -- {kmods.TARGET}")]
+    assert (len(requests), len(waited), len(launches)) == (CROWD, CROWD - 1, 1)
+    assert any(f"finit_module({kmods.FAIL}) = -ENODEV" in line for line in lines)
