@@ -112,7 +112,8 @@ struct finit_t {
 	u64 image;		/* bytes of the module file read */
 	u64 layouts;		/* bytes allocated for its core and init layouts */
 	u32 origin;
-	u32 reading;		/* inside kernel_read_file(READING_MODULE) */
+	u16 reading;		/* inside kernel_read_file(READING_MODULE) */
+	u16 formed;		/* reached module:module_load: its image is freed, init is next */
 };
 
 /* An __request_module() in flight: its format and first argument, in case
@@ -292,7 +293,7 @@ int trace_request_return(struct pt_regs *ctx)
 		ev.ts = bpf_ktime_get_ns();
 		ev.tid = tid;
 		ev.kind = KIND_UNSLOTTED;
-		ev.ret = PT_REGS_RC(ctx);
+		ev.ret = (int)PT_REGS_RC(ctx);
 		ev.arg = r->arg;
 		bpf_probe_read_kernel_str(ev.fmt, sizeof(ev.fmt), (void *)r->fmt);
 		bpf_probe_read_kernel_str(ev.name, sizeof(ev.name), (void *)r->arg);
@@ -311,8 +312,19 @@ TRACEPOINT_PROBE(module, module_load)
 
 	bpf_probe_read_kernel_str(&key.name, sizeof(key.name),
 				  (void *)args + (args->data_loc_name & 0xFFFF));
-	if (f)
-		f->name = key;
+	if (!f)
+		return 0;
+	f->name = key;
+	/*
+	 * 6.1 fires this after add_unformed_module() let the load through and
+	 * after free_copy() released the image, just before do_init_module():
+	 * the image no longer counts as held, and a later failure is the
+	 * module's own (init, a dependency), not a concurrent duplicate's.
+	 */
+	if (!f->formed) {
+		f->formed = 1;
+		hold(-(s64)f->image);
+	}
 	return 0;
 }
 
@@ -326,6 +338,8 @@ int trace_umh_setup(struct pt_regs *ctx, const char *path, char **argv)
 	char *arg;
 	char opt[4] = {};
 
+	/* Every setup starts afresh: one whose exec never came is forgotten. */
+	setups.delete(&tid);
 	if (bpf_probe_read_kernel(&arg, sizeof(arg), &argv[1]) || !arg)
 		return 0;
 	bpf_probe_read_kernel_str(opt, sizeof(opt), arg);
@@ -343,6 +357,25 @@ int trace_umh_exec(struct pt_regs *ctx)
 	u32 tid = bpf_get_current_pid_tgid();
 	struct name_t *key = setups.lookup(&tid);
 	u64 info = PT_REGS_PARM1(ctx);
+
+	if (!key) {
+		/* Not a modprobe: an entry left at this address by an exec
+		 * that failed before its child ran must not name this one. */
+		umh_infos.delete(&info);
+		return 0;
+	}
+	umh_infos.update(&info, key);
+	setups.delete(&tid);
+	return 0;
+}
+
+/* Runs in the new process, before it execs modprobe: a launch that really
+ * happened (exec can fail before, e.g. -EBUSY while helpers are disabled). */
+int trace_umh_child(struct pt_regs *ctx)
+{
+	u64 info = PT_REGS_PARM1(ctx);
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct name_t *key = umh_infos.lookup(&info);
 	struct counts_t *c;
 
 	if (!key)
@@ -351,20 +384,6 @@ int trace_umh_exec(struct pt_regs *ctx)
 	c = counts_of(key);
 	if (c)
 		__sync_fetch_and_add(&c->launches, 1);
-	umh_infos.update(&info, key);
-	setups.delete(&tid);
-	return 0;
-}
-
-/* Runs in the new process, before it execs modprobe. */
-int trace_umh_child(struct pt_regs *ctx)
-{
-	u64 info = PT_REGS_PARM1(ctx);
-	u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct name_t *key = umh_infos.lookup(&info);
-
-	if (!key)
-		return 0;
 	umh_procs.update(&tgid, key);
 	umh_infos.delete(&info);
 	return 0;
@@ -383,13 +402,19 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
 	return 0;
 }
 
+/* Every exiting task: its entries go, so a reused pid inherits nothing.
+ * A finit_module() whose exit tracepoint never came (the task died in it)
+ * stops counting as in flight. */
 TRACEPOINT_PROBE(sched, sched_process_exit)
 {
-	u64 id = bpf_get_current_pid_tgid();
-	u32 tgid = id >> 32;
+	u32 tid = bpf_get_current_pid_tgid();
+	struct finit_t *f = finits.lookup(&tid);
 
-	if (tgid == (u32)id)
-		umh_procs.delete(&tgid);
+	umh_procs.delete(&tid);
+	if (f) {
+		hold(-(s64)((f->formed ? 0 : f->image) + f->layouts));
+		finits.delete(&tid);
+	}
 	return 0;
 }
 
@@ -542,7 +567,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_finit_module)
 	if (!f)
 		return 0;
 	held = f->image + f->layouts;
-	hold(-(s64)held);
+	hold(-(s64)((f->formed ? 0 : f->image) + f->layouts));
 	key = f->name;
 	if (!key.name[0]) {
 		key.name[0] = '?';
@@ -557,7 +582,10 @@ TRACEPOINT_PROBE(syscalls, sys_exit_finit_module)
 			__sync_fetch_and_add(&c->live, 1);
 		} else {
 			__sync_fetch_and_add(&c->finit_failed, 1);
-			if (err == -EEXIST_ || err == -EBUSY_) {
+			/* EEXIST/EBUSY before module:module_load: refused by
+			 * add_unformed_module(), a load of the same module was
+			 * live or in flight.  Init can return them too, later. */
+			if (!f->formed && (err == -EEXIST_ || err == -EBUSY_)) {
 				__sync_fetch_and_add(&c->failed_dup, 1);
 				__sync_fetch_and_add(&c->dup_held_bytes, held);
 			} else {
@@ -671,7 +699,8 @@ class Session:
     errnos: dict[str, int] = field(default_factory=dict)  # failed finit_module() calls by errno name
     inflight_peak_bytes: int | None = None  # exact, in BPF: image + layouts of calls in flight
     missed: dict[str, int] = field(default_factory=dict)  # kprobe/kretprobe misses: counts are low
-    interval: bool = False  # the counts are what this interval added
+    interval: bool = False  # the counts are what this interval added (peaks, misses: since the start)
+    kernel_stats: dict[str, int] = field(default_factory=dict)  # CONFIG_MODULE_STATS: what the session added
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -718,7 +747,7 @@ class Probes:
             out.append(f"FAIL names: {FIND_MODULE_FUNCS[0]}() cannot be probed; failed loads count as {UNKNOWN!r}")
         if not self.request_entry:
             out.append(f"REQ: {REQUEST_FUNC}() cannot be probed; requests that end before "
-                       "module:module_request (e.g. -ETIME) are not seen")
+                       "module:module_request (on stock kernels: -ETIME, no modprobe slot) are not seen")
         return out
 
 
@@ -760,6 +789,32 @@ def format_request(fmt: str, arg: int, arg_text: str) -> str:
             out.append(fmt[i:j + 1])
         i = j + 1
     return "".join(out)[:MODULE_NAME_LEN - 1]
+
+
+MODULE_STATS = "/sys/kernel/debug/modules/stats"  # 6.4+, CONFIG_MODULE_STATS
+
+
+def read_module_stats(path: str = MODULE_STATS) -> dict[str, int] | None:
+    """The kernel's own module statistics (6.4+): each "label  number"
+    line; None when the kernel has none."""
+    try:
+        with open(path) as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    stats = {}
+    for line in text.splitlines():
+        label, _, value = line.strip().rpartition(" ")
+        label = label.strip().rstrip(":").strip()
+        if label and value.isdigit():
+            stats[label] = int(value)
+    return stats
+
+
+def stats_delta(before: dict[str, int] | None, after: dict[str, int] | None) -> dict[str, int]:
+    if before is None or after is None:
+        return {}
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
 
 def errno_name(value: int) -> str:
@@ -820,18 +875,23 @@ def table(session: Session) -> str:
             f"{m.module} {m.via_finit} finit/{m.via_live} live" for m in sorted(via, key=lambda m: m.module)))
     unslotted = [m for m in session.modules if m.unslotted]
     if unslotted:
-        lines.append("requests that ended before a modprobe slot: " + ", ".join(
+        lines.append("requests that never reached module:module_request: " + ", ".join(
             f"{m.module} {m.unslotted}" for m in unslotted))
     if session.origins:
         lines.append("finit_module() by origin: " + ", ".join(
             f"{o.origin} {o.finit} ({o.live} live)" for o in session.origins if o.finit))
     if session.errnos:
         lines.append("failures by errno: " + ", ".join(f"{k} {v}" for k, v in sorted(session.errnos.items())))
+    for label, value in session.kernel_stats.items():
+        if "wasted" in label.lower() or "failed" in label.lower():
+            lines.append(f"kernel's modules/stats: {label} +{value}")
+    since = " since the start" if session.interval else ""
     if session.inflight_peak_bytes is not None:
-        lines.append(f"held by finit_module() calls in flight: peak {human_bytes(session.inflight_peak_bytes)}")
+        lines.append(f"held by finit_module() calls in flight: peak{since} "
+                     f"{human_bytes(session.inflight_peak_bytes)}")
     if session.vmalloc_peak_kb is not None and session.vmalloc_start_kb is not None:
         lines.append(f"VmallocUsed: {session.vmalloc_start_kb} kB at start, peak {session.vmalloc_peak_kb} kB "
-                     f"(+{session.vmalloc_peak_kb - session.vmalloc_start_kb} kB, sampled)")
+                     f"(+{session.vmalloc_peak_kb - session.vmalloc_start_kb} kB, sampled{since})")
     for probe, count in sorted(session.missed.items()):
         lines.append(f"MISSED: {count} hits of {probe} were lost; its counts are low")
     for note in session.untraced:
@@ -1021,7 +1081,8 @@ def attach(probes: Probes, text: str, maxactive: int = MAXACTIVE):  # noqa: ANN2
                 del os.environ["BCC_KERNEL_SOURCE"]
     bpf.attach_kprobe(event=UMH_SETUP, fn_name="trace_umh_setup")
     bpf.attach_kprobe(event=UMH_EXEC, fn_name="trace_umh_exec")
-    optional = [("kprobe", UMH_CHILD, "trace_umh_child", "requests -> their modprobes' loads")]
+    bpf.attach_kprobe(event=UMH_CHILD, fn_name="trace_umh_child")
+    optional = []
     if probes.dups:
         optional += [("kprobe", DUPS_FUNC, "trace_dups_entry", "DUPS"),
                      ("kretprobe", DUPS_FUNC, "trace_dups_return", "DUPS")]
@@ -1054,9 +1115,9 @@ class Timeline:
     """Prints the events of -e as they come: seconds since the first, the
     thread, what happened."""
 
-    def __init__(self, out=sys.stdout) -> None:  # noqa: ANN001 - a text stream
-        self.out = out
-        self.first: int | None = None
+    def __init__(self, start_ns: int | None = None) -> None:
+        # bpf_ktime_get_ns() is CLOCK_MONOTONIC: times count from the start.
+        self.first = start_ns
 
     def line(self, ts: int, tid: int, kind: str, name: str, ret: int, arg: int) -> str:
         if self.first is None:
@@ -1093,7 +1154,7 @@ def main(argv: list[str] | None = None, prog: str = "dupstrace") -> int:
               "/proc/kallsyms); mount tracefs (mount -t tracefs nodev /sys/kernel/tracing) "
               "and run as root", file=sys.stderr)
         return 1
-    for needed in (UMH_SETUP, UMH_EXEC):
+    for needed in (UMH_SETUP, UMH_EXEC, UMH_CHILD):
         if needed not in functions:
             print(f"dupstrace: {needed}() cannot be probed on this kernel", file=sys.stderr)
             return 1
@@ -1105,7 +1166,8 @@ def main(argv: list[str] | None = None, prog: str = "dupstrace") -> int:
 
     unslotted: dict[str, ModuleCounts] = {}
     request_errnos: dict[str, int] = {}
-    timeline = Timeline()
+    timeline = Timeline(time.monotonic_ns())
+    lost = {"samples": 0}
     pending: list[tuple[int, int, str, str, int, int]] = []
 
     def on_event(cpu: int, data: int, size: int) -> None:
@@ -1130,7 +1192,11 @@ def main(argv: list[str] | None = None, prog: str = "dupstrace") -> int:
             print(timeline.line(*event), flush=True)
         pending.clear()
 
-    bpf["events"].open_perf_buffer(on_event, page_cnt=256)
+    def on_lost(count: int) -> None:
+        lost["samples"] += count
+
+    bpf["events"].open_perf_buffer(on_event, page_cnt=256, lost_cb=on_lost)
+    stats_start = read_module_stats()
     sampler = VmallocSampler()
     sampler.start()
     stop = threading.Event()
@@ -1142,6 +1208,8 @@ def main(argv: list[str] | None = None, prog: str = "dupstrace") -> int:
 
     def session() -> Session:
         missed, why = read_misses(retprobes)
+        if lost["samples"]:
+            missed["perf buffer samples (requests before module:module_request, the timeline)"] = lost["samples"]
         g = bpf["globals"][0]
         errors = {errno_name(k.value): v.value for k, v in bpf["errnos"].items()}
         errors.update(request_errnos)
@@ -1150,7 +1218,8 @@ def main(argv: list[str] | None = None, prog: str = "dupstrace") -> int:
                        vmalloc_start_kb=sampler.start_kb, vmalloc_peak_kb=sampler.peak_kb,
                        dups_traced=probes.dups, untraced=probes.untraced() + not_attached + ([why] if why else []),
                        origins=read_origins(bpf["origins"]), errnos=errors,
-                       inflight_peak_bytes=g.peak if probes.read_file else None, missed=missed)
+                       inflight_peak_bytes=g.peak if probes.read_file else None, missed=missed,
+                       kernel_stats=stats_delta(stats_start, read_module_stats()))
 
     def interval_of(now: Session, before: Session | None) -> Session:
         if args.cumulative or before is None:

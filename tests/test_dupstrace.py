@@ -142,6 +142,7 @@ def test_timeline_lines() -> None:
     assert timeline.line(5_002_000_000, 9, "exit", "xfs", -17, 4096).endswith("= -EEXIST, held 4.0K")
     assert timeline.line(5_003_000_000, 9, "finit", "fs-xfs", 0, 0).endswith("by kernel modprobe for request fs-xfs")
     assert timeline.line(6_000_000_000, 9, "unslotted", "x", -62, 0).startswith("  1.000000")
+    assert dupstrace.Timeline(4_000_000_000).line(5_000_000_000, 1, "launch", "m", 0, 0).startswith("  1.000000")
 
 
 def test_vmalloc_sampler_starts_and_stops() -> None:
@@ -244,7 +245,7 @@ def test_an_optional_probe_that_fails_is_named_and_the_rest_attach(monkeypatch) 
     _, failed, retprobes = dupstrace.attach(probes, "text")
     assert len(failed) == 1 and failed[0].startswith("DUPS: cannot attach the kretprobe")
     assert ("kretprobe", dupstrace.READ_FILE_FUNCS[0]) in _FakeBPF.attached
-    assert ("kprobe", dupstrace.UMH_EXEC) in _FakeBPF.attached and ("kprobe", dupstrace.UMH_SETUP) in _FakeBPF.attached
+    assert {("kprobe", f) for f in (dupstrace.UMH_SETUP, dupstrace.UMH_EXEC, dupstrace.UMH_CHILD)} <= set(_FakeBPF.attached)
     assert list(retprobes) == [f"r_kernel_read_file_bcc_{os.getpid()}"]
 
 
@@ -258,3 +259,22 @@ def test_tracefs_not_mounted_is_said_as_such(monkeypatch) -> None:
     monkeypatch.setattr(dupstrace, "TRACEFS_EVENTS", ("/nonexistent/events",))
     with pytest.raises(SystemExit, match="tracefs is not mounted"):
         dupstrace.attach(dupstrace.Probes(dups=False, read_file=None, find_module=None), "text")
+
+
+def test_the_kernels_module_stats_are_read_as_deltas(tmp_path) -> None:
+    """6.4+ kernels with CONFIG_MODULE_STATS count their own waste: read it
+    beside the tool's figures.  The format is label, spaces, number."""
+    stats = tmp_path / "stats"
+    stats.write_text(" Mods ever loaded       66\n Mods failed on kread    0\n"
+                     " Virtual mem wasted bytes       1000\n Duplicate failed modules:\n")
+    before = dupstrace.read_module_stats(str(stats))
+    assert before == {"Mods ever loaded": 66, "Mods failed on kread": 0, "Virtual mem wasted bytes": 1000}
+    stats.write_text(" Mods ever loaded       70\n Mods failed on kread    0\n"
+                     " Virtual mem wasted bytes       5096\n")
+    delta = dupstrace.stats_delta(before, dupstrace.read_module_stats(str(stats)))
+    assert delta == {"Mods ever loaded": 4, "Virtual mem wasted bytes": 4096}
+    assert dupstrace.read_module_stats(str(tmp_path / "absent")) is None
+    assert dupstrace.stats_delta(None, delta) == {}
+    session = _session(True)
+    session.kernel_stats = delta
+    assert "kernel's modules/stats: Virtual mem wasted bytes +4096" in dupstrace.table(session)

@@ -13,6 +13,11 @@ TCG), each against what the kernel really did:
   rows, keyed by request string on one side and module name on the
   other, could not join.
 - The timeline (-e) of the duplicate burst.
+
+And on the control kernel (the same tree, feature off), the same storms:
+concurrent loads refused by add_unformed_module() (EEXIST, or EBUSY when
+the first load failed) are DUPF with their bytes in DHELD, apart from the
+init failures (ENODEV, FHELD).
 """
 
 from __future__ import annotations
@@ -35,21 +40,30 @@ CROWD = 32  # > max(10, 2 x CPUS): the default kretprobe would lose returns
 ALIAS = "fs-xfs"
 
 
-@pytest.fixture(scope="module")
-def traced(default_build: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = kmods.prepare(default_build)
+def trace_storms(build: Path, name: str) -> dict:
+    root = kmods.prepare(build)
     paths = GuestPaths(root=str(root.root), release=root.release)
     storms = [Storm(id="crowd", name=kmods.TARGET, threads=CROWD),
               Storm(id="failing", name=kmods.FAIL, threads=CPUS),
               Storm(id="alias", name=ALIAS, threads=CPUS)]
     script = run.traced_script(paths, storms, [kmods.TARGET, "xfs"], trace_args="-e")
-    guest = run_script(default_build, CPUS, script, runs_dir(), name="dupstrace-counts")
+    guest = run_script(build, CPUS, script, runs_dir(), name=name)
     assert guest.result == "ok", f"guest ended {guest.result}; see {guest.folder}"
     trace = run.parse_trace(guest.output)
     assert trace, f"no dupstrace document; see {guest.folder}/output.log"
     return {"trace": trace, "counts": {m["module"]: ModuleCounts.from_dict(m) for m in trace["modules"]},
             "storms": guest_storm.parse_output(guest.output).storms, "lines": run.trace_lines(guest.output),
             "folder": guest.folder}
+
+
+@pytest.fixture(scope="module")
+def traced(default_build: Path) -> dict:
+    return trace_storms(default_build, "dupstrace-counts")
+
+
+@pytest.fixture(scope="module")
+def control(control_build: Path) -> dict:
+    return trace_storms(control_build, "dupstrace-counts-control")
 
 
 def test_nothing_was_lost(traced: dict) -> None:
@@ -99,3 +113,19 @@ def test_the_timeline_shows_the_burst(traced: dict) -> None:
     launches = [line for line in lines if line.endswith(f"modprobe -q -- {kmods.TARGET}")]
     assert (len(requests), len(waited), len(launches)) == (CROWD, CROWD - 1, 1)
     assert any(f"finit_module({kmods.FAIL}) = -ENODEV" in line for line in lines)
+
+
+def test_control_concurrent_loads_are_duplicates_and_init_failures_are_not(control: dict) -> None:
+    assert control["trace"]["missed"] == {}
+    target = control["counts"][kmods.TARGET]
+    assert (target.requests, target.launches, target.live) == (CROWD, CROWD, 1)
+    # modprobe skips a module it finds live; every other call was refused
+    assert target.finit_failed == target.failed_dup == target.finit - 1 >= 1
+    assert target.dup_held_bytes > target.failed_dup * 512 * 1024 and target.fail_held_bytes == 0
+    fail = control["counts"][kmods.FAIL]
+    assert fail.live == 0 and fail.finit_failed == fail.finit
+    enodev = control["trace"]["errnos"].get("ENODEV", 0)
+    assert enodev >= 1 and fail.failed_dup + enodev == fail.finit
+    assert fail.fail_held_bytes > 0
+    # more than one load in flight at once
+    assert control["trace"]["inflight_peak_bytes"] > 2 * target.read_bytes / target.finit
