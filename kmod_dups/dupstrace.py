@@ -705,6 +705,20 @@ class Session:
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
 
+    @classmethod
+    def from_json(cls, text: str) -> Session:
+        """One document of ``-j``; ValueError when it is not one (fields a
+        later version adds are left out)."""
+        try:
+            data = json.loads(text)
+            known = {f.name for f in fields(cls)}
+            values = {k: v for k, v in data.items() if k in known}
+            values["modules"] = [ModuleCounts.from_dict(m) for m in data.get("modules", [])]
+            values["origins"] = [OriginCounts(**o) for o in data.get("origins", [])]
+            return cls(**values)
+        except (AttributeError, TypeError, KeyError) as err:
+            raise ValueError(f"not a dupstrace document: {err}") from None
+
 
 @dataclass(frozen=True)
 class Probes:

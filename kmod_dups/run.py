@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kmod_dups import atomic, kmods
 from kmod_dups.guest import storm as guest_storm
-from kmod_dups.dupstrace import ModuleCounts, human_bytes
+from kmod_dups.dupstrace import ModuleCounts, Session, human_bytes
 from kmod_dups.errors import UserError
 from kmod_dups.guest.session import GuestRun, run_script
 from kmod_dups.guest.storm import GuestPaths, Storm, StormRun
@@ -104,15 +104,16 @@ def trace_lines(output: str) -> list[str]:
     return [line.split("KDS tracejson ", 1)[1] for line in output.splitlines() if "KDS tracejson " in line]
 
 
-def parse_trace(output: str) -> dict:
-    """dupstrace's JSON document: its last line (timeline lines come first)."""
+def parse_trace(output: str) -> Session | None:
+    """dupstrace's JSON document: its last line (timeline lines come first);
+    None when there is none that reads."""
     documents = [line for line in trace_lines(output) if line.startswith("{")]
     if not documents:
-        return {}
+        return None
     try:
-        return json.loads(documents[-1])
+        return Session.from_json(documents[-1])
     except ValueError:
-        return {}
+        return None
 
 
 def judge(target: Target, kernel: str, storm: StormRun | None, counts: ModuleCounts | None) -> Outcome:
@@ -220,11 +221,13 @@ def read_kernel_run(kernel: str, build: Path, cpus: int, folder: Path, result: s
     it again on a saved run."""
     out = guest_storm.parse_output(output)
     trace = parse_trace(output)
-    counts = {m["module"]: ModuleCounts.from_dict(m) for m in trace.get("modules", [])}
+    counts = {m.module: m for m in trace.modules} if trace else {}
     run = KernelRun(kernel=kernel, build=str(build), cpus=cpus, online=out.setup.get("online", "?"),
                     guest=str(folder), result=result, boot_seconds=boot_seconds,
-                    untraced=trace.get("untraced", []), vmalloc_start_kb=trace.get("vmalloc_start_kb"),
-                    vmalloc_peak_kb=trace.get("vmalloc_peak_kb"), missed=trace.get("missed", {}))
+                    untraced=trace.untraced if trace else [],
+                    vmalloc_start_kb=trace.vmalloc_start_kb if trace else None,
+                    vmalloc_peak_kb=trace.vmalloc_peak_kb if trace else None,
+                    missed=trace.missed if trace else {})
     if out.fatal:
         raise UserError(f"[{kernel}] {out.fatal_sentence()}; see {folder}/output.log")
     if result != "ok" or not out.ended:

@@ -28,7 +28,6 @@ import pytest
 
 from kmod_dups import kmods, run
 from kmod_dups.cache import runs_dir
-from kmod_dups.dupstrace import ModuleCounts
 from kmod_dups.guest import storm as guest_storm
 from kmod_dups.guest.session import run_script
 from kmod_dups.guest.storm import GuestPaths, Storm
@@ -51,7 +50,7 @@ def trace_storms(build: Path, name: str) -> dict:
     assert guest.result == "ok", f"guest ended {guest.result}; see {guest.folder}"
     trace = run.parse_trace(guest.output)
     assert trace, f"no dupstrace document; see {guest.folder}/output.log"
-    return {"trace": trace, "counts": {m["module"]: ModuleCounts.from_dict(m) for m in trace["modules"]},
+    return {"trace": trace, "counts": {m.module: m for m in trace.modules},
             "storms": guest_storm.parse_output(guest.output).storms, "lines": run.trace_lines(guest.output),
             "folder": guest.folder}
 
@@ -67,8 +66,8 @@ def control(control_build: Path) -> dict:
 
 
 def test_nothing_was_lost(traced: dict) -> None:
-    assert traced["trace"]["missed"] == {}
-    assert not [n for n in traced["trace"]["untraced"] if "cannot attach" in n], traced["trace"]["untraced"]
+    assert traced["trace"].missed == {}
+    assert not [n for n in traced["trace"].untraced if "cannot attach" in n], traced["trace"].untraced
 
 
 def test_dups_counts_every_waiter_past_the_default_instances(traced: dict) -> None:
@@ -86,7 +85,7 @@ def test_a_module_whose_init_fails_is_not_live(traced: dict) -> None:
     assert fail.failed_dup == 0 and fail.dup_held_bytes == 0
     # what it held: the image it read and the layouts allocated for it
     assert fail.fail_held_bytes > fail.read_bytes > 512 * 1024
-    assert traced["trace"]["errnos"].get("ENODEV") == 1
+    assert traced["trace"].errnos.get("ENODEV") == 1
 
 
 def test_an_alias_request_joins_the_loads_of_its_modprobe(traced: dict) -> None:
@@ -96,14 +95,14 @@ def test_an_alias_request_joins_the_loads_of_its_modprobe(traced: dict) -> None:
     assert alias.via_finit >= 1 and alias.via_live >= 1
     xfs = traced["counts"]["xfs"]
     assert (xfs.finit, xfs.live) == (1, 1)
-    origins = {o["origin"]: o for o in traced["trace"]["origins"]}
+    origins = {o.origin: o for o in traced["trace"].origins}
     total = sum(c.finit for name, c in traced["counts"].items() if name != ALIAS)
-    assert origins["kernel modprobe"]["finit"] == total
+    assert origins["kernel modprobe"].finit == total
 
 
 def test_inflight_peak_is_exact_and_at_least_one_load(traced: dict) -> None:
     target = traced["counts"][kmods.TARGET]
-    assert traced["trace"]["inflight_peak_bytes"] >= target.read_bytes > 0
+    assert traced["trace"].inflight_peak_bytes >= target.read_bytes > 0
 
 
 def test_the_timeline_shows_the_burst(traced: dict) -> None:
@@ -116,7 +115,7 @@ def test_the_timeline_shows_the_burst(traced: dict) -> None:
 
 
 def test_control_concurrent_loads_are_duplicates_and_init_failures_are_not(control: dict) -> None:
-    assert control["trace"]["missed"] == {}
+    assert control["trace"].missed == {}
     target = control["counts"][kmods.TARGET]
     assert (target.requests, target.launches, target.live) == (CROWD, CROWD, 1)
     # modprobe skips a module it finds live; every other call was refused
@@ -124,8 +123,8 @@ def test_control_concurrent_loads_are_duplicates_and_init_failures_are_not(contr
     assert target.dup_held_bytes > target.failed_dup * 512 * 1024 and target.fail_held_bytes == 0
     fail = control["counts"][kmods.FAIL]
     assert fail.live == 0 and fail.finit_failed == fail.finit
-    enodev = control["trace"]["errnos"].get("ENODEV", 0)
+    enodev = control["trace"].errnos.get("ENODEV", 0)
     assert enodev >= 1 and fail.failed_dup + enodev == fail.finit
     assert fail.fail_held_bytes > 0
     # more than one load in flight at once
-    assert control["trace"]["inflight_peak_bytes"] > 2 * target.read_bytes / target.finit
+    assert control["trace"].inflight_peak_bytes > 2 * target.read_bytes / target.finit

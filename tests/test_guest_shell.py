@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kmod_dups import debugstorm, guest, kmod_selftest, run, semantics
+from kmod_dups.dupstrace import ModuleCounts, Session
 from kmod_dups.guest import storm as guest_storm
 from kmod_dups.guest.storm import GuestPaths
 
@@ -118,7 +119,7 @@ def test_lib_kds_kernel_counts_since_the_mark(tmp_path):
     assert parsed.kernel["s9"]["marked"] == "0" and parsed.kernel["s9"]["dups"] == "0"
 
 
-TRACER = """trap 'echo "{\\"modules\\": [{\\"module\\": \\"m\\", \\"requests\\": 2}]}"; exit 0' TERM
+TRACER = """trap 'cat "$0.json"; exit 0' TERM
 echo "Tracing module requests... Ctrl-C to end." >&2
 while :; do sleep 0.05; done
 """
@@ -126,11 +127,14 @@ while :; do sleep 0.05; done
 
 def test_trace_start_and_stop_bring_the_tracer_json_back(tmp_path):
     box = Sandbox(tmp_path, ("lib", "trace"), KDS_PYTHON=str(tmp_path / "bin/python3"), KDS_TRACE_TICKS=100)
+    session = Session(kernel="6.1.192+", seconds=1.0, modules=[ModuleCounts("m", requests=2)],
+                      vmalloc_start_kb=None, vmalloc_peak_kb=None, dups_traced=True)
     box.tool("python3", TRACER)
+    (tmp_path / "bin/python3.json").write_text(session.to_json() + "\n")
     proc = box.sh("kds_trace_start; kds_trace_stop")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "KDS tracer ready=" in proc.stdout and "KDS tracer rc=0" in proc.stdout
-    assert run.parse_trace(proc.stdout) == {"modules": [{"module": "m", "requests": 2}]}
+    assert run.parse_trace(proc.stdout) == session
 
 
 def test_trace_start_stops_the_script_when_the_tracer_dies(tmp_path):

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from kmod_dups import run
-from kmod_dups.dupstrace import ModuleCounts
+from kmod_dups.dupstrace import ModuleCounts, Session
 from kmod_dups.guest.storm import CallResult, GuestPaths, StormRun
 
 DELAYED, MISSING = run.TARGETS[0], run.TARGETS[2]
@@ -64,13 +64,15 @@ def test_guest_script_runs_the_tracer_around_the_storms() -> None:
 
 def test_parse_trace_takes_the_document_after_the_timeline() -> None:
     """dupstrace -j prints one document a line; -e timeline lines come first."""
-    data = {"modules": [{"module": "m", "requests": 2}], "vmalloc_peak_kb": 5}
+    session = Session(kernel="6.1.192+", seconds=1.0, modules=[ModuleCounts("m", requests=2)],
+                      vmalloc_start_kb=1, vmalloc_peak_kb=5, dups_traced=True)
     text = ("noise\nKDS tracejson   0.000000     42 request_module(m)\n"
-            f"KDS tracejson {json.dumps(data)}\n")
-    assert run.parse_trace(text) == data
+            f"KDS tracejson {session.to_json()}\n")
+    assert run.parse_trace(text) == session
     assert run.trace_lines(text)[0].endswith("request_module(m)")
-    assert run.parse_trace("nothing here") == {}
-    assert run.parse_trace("KDS tracejson {not json") == {}
+    assert run.parse_trace("nothing here") is None
+    assert run.parse_trace("KDS tracejson {not json") is None
+    assert run.parse_trace('KDS tracejson {"modules": []}') is None  # not a whole document
 
 
 def test_lost_hits_are_a_problem_of_the_verdict() -> None:
