@@ -418,6 +418,7 @@ def hardened_run(tmp_path_factory: pytest.TempPathFactory) -> stress.StressRepor
 
 
 @pytest.mark.slow
+@pytest.mark.debugkernel
 def test_hardened_debug_storm_is_clean(hardened_run: stress.StressReport) -> None:
     report = hardened_run
     why = f"{stress.table(report)}\n{stress.details(report)}\n(guest: {report.guest})"
@@ -429,6 +430,7 @@ def test_hardened_debug_storm_is_clean(hardened_run: stress.StressReport) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.debugkernel
 def test_failslab_fails_the_dups_allocation_and_results_stay_correct(hardened_run: stress.StressReport) -> None:
     [failslab] = [s for s in hardened_run.scenarios if s.name == "failslab"]
     why = f"{failslab.detail}; {failslab.problems}; {failslab.reports}"

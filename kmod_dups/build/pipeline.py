@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kmod_dups.build import elfcheck, fragments, kconfig, make, toolchain, worktree
+from kmod_dups.build import elfcheck, fragments, kconfig, make, seed, toolchain, worktree
 from kmod_dups.build.runlog import RunLog
 from kmod_dups.cache import cache_dir
 from kmod_dups.errors import UserError
@@ -205,7 +205,8 @@ def run(req: Request) -> dict:
         record: dict = {
             "name": name, "status": "running", "configs": req.configs,
             "fragments": [str(p) for p in paths], "variant": req.variant, "linger_ms": req.linger_ms,
-            "builddir": str(builddir), "log": str(log.path), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "builddir": str(builddir), "start": req.start, "log": str(log.path),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "timings": {},
         }
         write_record(builddir, record)
@@ -230,6 +231,18 @@ def run(req: Request) -> dict:
         record["status"] = "ok" if not req.config_only else "configured"
         write_record(builddir, record)
     return record
+
+
+def plant_seed(builddir: Path, src: Path, head: str, start: str, values: dict[str, str], record: dict,
+               say: Say) -> None:
+    """A never-built folder starts as a copy of its closest finished sibling
+    (kmod_dups.build.seed), so make redoes only what the options changed."""
+    chosen = seed.choose(builddir.parent, builddir, str(src), head, start, values)
+    if chosen is None or not seed.plant(chosen, builddir):
+        return
+    record["seeded_from"] = str(chosen.path)
+    listed = ", ".join(chosen.different[:4]) + (" ..." if len(chosen.different) > 4 else "")
+    say(f"      seeded from {chosen.path.name} ({len(chosen.different)} option(s) differ: {listed})")
 
 
 def base_tree(tree: Path | None) -> Path:
@@ -316,6 +329,8 @@ def _run(req: Request, say: Say, base: Path, paths: list[Path], cc: str, builddi
         if req.config_only:
             return
         toolchain.check_for_config(result.values, req.cc)
+        if not req.in_place and not (builddir / "include/config/auto.conf").exists():
+            plant_seed(builddir, src, tree.head, req.start, result.values, record, say)
 
         # 4. make
         cold = not (builddir / "vmlinux").exists()
