@@ -45,9 +45,10 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "reload": ("reload", "(c) load, rmmod, load again; not installed, installed, load"),
     "nomem": ("nomem", "(d) 10% of requests under memory pressure (kzalloc fails)"),
     "nowait": ("early", "(e) request_module_nowait() racing request_module()"),
-    "owner-nomem": ("nomem", "10% of first requests fail modprobe for lack of memory"),
+    "owner-nomem": ("", "10% of first requests fail modprobe for lack of memory; waiters get it"),
     "kill": ("kill", "SIGKILL to requests while they wait"),
     "stress": ("", "(a)-(e) and kill mixed, for long runs"),
+    "slots": ("slots", "every modprobe slot busy: a request and 100 duplicates time out"),
 }
 
 Progress = Callable[[str], None]
@@ -86,6 +87,9 @@ class BuildConfig:
     linger_ms: float = DEFAULT_LINGER_MS
     wait_state: bool = True  # dups.c uses wait_for_completion_state(); False: the killable fallback
     cc: str = "gcc"
+    # A dups.c template file to render instead of the variant's (tests keep
+    # earlier versions of the hardened code pinned, to show their defects).
+    pinned: Path | None = None
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -96,7 +100,8 @@ class BuildConfig:
     @property
     def name(self) -> str:
         """The binary's variant name: rig-<name>."""
-        return self.variant if self.wait_state else f"{self.variant}-killable"
+        name = self.variant if self.wait_state else f"{self.variant}-killable"
+        return f"{name}-{self.pinned.name.removesuffix('.j2')}" if self.pinned else name
 
     @property
     def jiffy_ns(self) -> int:
@@ -119,6 +124,35 @@ class Build:
     dups_c: Path
     warnings: str  # the compiler's warnings for dups.c, "" if none
     log: Path
+
+
+# The base tree's kernel/kmod.c (Debian's 6.1.192), pinned in the rig so
+# that it builds without a kernel tree; a slow test checks it against the
+# unpacked tree.
+RIG_BASE = "base"
+RIG_BASE_VERSION = "6.1.192"
+
+
+def rig_kmod_c(variant: str, apis: KernelApis) -> str:
+    """The pinned kmod.c with the variant's hooks, as the series puts them."""
+    from kmod_dups.codegen.basetree import BaseTree
+    from kmod_dups.codegen.feature import kmod_c
+
+    tree = BaseTree(path=rig_source_dir() / RIG_BASE, version=RIG_BASE_VERSION, kmod_c="kernel/kmod.c",
+                    has_module_debug_menu=False, throttle="atomic", apis=apis)
+    return kmod_c(tree, variant)
+
+
+def render_pinned(template: Path, apis: KernelApis) -> str:
+    from kmod_dups.codegen.render import environment
+
+    env = environment()
+    try:
+        source = template.read_text()
+    except OSError as err:
+        raise UserError(f"pinned dups.c template {template}: {err.strerror}") from None
+    return env.from_string(source).render(has_wait_for_completion_state=apis.has_wait_for_completion_state,
+                                          delete_delay="60 * HZ")
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -145,15 +179,18 @@ def build(config: BuildConfig, *, root: Path | None = None, jobs: int = 2,
     out = config.build_dir(root)
     out.mkdir(parents=True, exist_ok=True)
     dups_c = out / f"dups-{config.name}.c"
+    kmod_c = out / f"kmod-{config.name}.c"
     binary = out / f"rig-{config.name}"
     log = out / f"build-{config.name}.log"
     with cache.locked(f"rig-{out.name}"):
-        _write_if_changed(dups_c, render_dups_c(config.variant, KernelApis(
-            has_wait_for_completion_state=config.wait_state)))
+        apis = KernelApis(has_wait_for_completion_state=config.wait_state)
+        _write_if_changed(dups_c, render_pinned(config.pinned, apis) if config.pinned
+                          else render_dups_c(config.variant, apis))
+        _write_if_changed(kmod_c, rig_kmod_c(config.variant, apis))
         if progress:
             progress(f"building {binary} ({config.sanitizer})")
         cmd = ["make", "-C", str(src), f"-j{max(1, jobs)}", f"O={out}", f"VARIANT={config.name}",
-               f"DUPS_C={dups_c}", f"SANITIZER={config.sanitizer}", f"JIFFY_NS={config.jiffy_ns}",
+               f"DUPS_C={dups_c}", f"KMOD_C={kmod_c}", f"SANITIZER={config.sanitizer}", f"JIFFY_NS={config.jiffy_ns}",
                f"HZ={HZ}", f"CC={config.cc}"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         log.write_text(f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
@@ -304,4 +341,4 @@ def summarize(result: RigResult, build: Build | None = None) -> list[str]:
 def known_checks() -> Sequence[str]:
     """The driver's checks and the ones the sanitizer reports add."""
     return ("uaf", "dup-value", "reload", "nomem", "early", "kill", "warn", "leak", "lockdep",
-            "model", "hang", "sanitizer", "race", "crash", "undefined")
+            "model", "hang", "sanitizer", "slots", "race", "crash", "undefined")

@@ -82,6 +82,7 @@ class RigResult:
     config: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     stats: dict[str, float] = field(default_factory=dict)
+    slots: dict[str, float] = field(default_factory=dict)  # the "slots" scenario's figures
     checks: dict[str, Check] = field(default_factory=dict)
     streamed: dict[str, list[str]] = field(default_factory=dict)  # "RIG fail" lines, as they came
     result_status: str | None = None  # the final "RIG result status=..." if the run got there
@@ -150,6 +151,8 @@ def parse_stdout(text: str, result: RigResult) -> None:
             result.params[fields.get("name", "")] = fields.get("value", "")
         elif kind == "stats":
             result.stats = {key: _number(value) for key, value in fields.items()}
+        elif kind == "slots":
+            result.slots = {key: _number(value) for key, value in fields.items()}
         elif kind == "fail":
             result.streamed.setdefault(fields.get("check", "?"), []).append(fields.get("msg", ""))
         elif kind == "detail":

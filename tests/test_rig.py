@@ -100,7 +100,6 @@ DEFECTS = {
     "nomem": (None, "nomem", "returned -ENOMEM"),
     "nowait": (40000, "early", "returned 0"),
     "kill": (None, "kill", "-ERESTARTSYS without being killed"),
-    "owner-nomem": (None, "nomem", "returned -ENOMEM"),
 }
 
 
@@ -118,9 +117,43 @@ def test_as_posted_defect_shows(build: Builder, tmp_path: Path, sanitizer: str,
 
 
 @needs_toolchain
-def test_hardened_does_not_share_the_first_requests_enomem(build: Builder, tmp_path: Path) -> None:
+def test_the_first_requests_enomem_is_its_waiters_result(build: Builder, tmp_path: Path) -> None:
+    """A first request whose allocations for modprobe fail hands -ENOMEM to
+    its waiters, as the module loader does: under memory pressure each
+    waiter would fail in turn. Only that -ENOMEM: one a duplicate invents
+    or takes from a request that was not its first still fails "nomem"."""
     result = run(build("hardened", "address"), tmp_path, "owner-nomem")
     assert result.passed, explain(result)
+    assert result.stats["dup_owner_nomem"] > 0, explain(result)
+
+
+# --- every modprobe slot busy (kmod.c's 50 and its 5 s timeout) ---------------
+
+SLOTS_LINGER_MS = 6000  # a 400 us jiffy: the 5 * HZ slot timeout lasts 500 ms
+PINNED_V1 = Path(__file__).parent / "data/pinned/dups.c.hardened-v1.j2"
+
+
+@needs_toolchain
+def test_slot_timeout_reaches_every_waiter_at_once(tmp_path: Path) -> None:
+    """50 modprobes hold every slot; a first request and 100 duplicates all
+    get -ETIME after one slot timeout, and no modprobe runs."""
+    built = rig.build(rig.BuildConfig(linger_ms=SLOTS_LINGER_MS))
+    result = rig.run(built, rig.RunRequest(scenario="slots"), log_root=tmp_path)
+    assert result.passed, explain(result)
+    slots = result.slots
+    assert slots["requests"] == slots["etime"] == 101 and slots["modprobe"] == 0, slots
+    assert slots["max_ms"] <= 1.2 * slots["timeout_ms"], slots
+
+
+@needs_toolchain
+def test_the_first_hardened_version_hands_the_slot_timeout_round(tmp_path: Path) -> None:
+    """The first hardened dups.c (pinned) started over on any negative
+    result: each duplicate took its turn as the first request, one slot
+    timeout each."""
+    built = rig.build(rig.BuildConfig(linger_ms=SLOTS_LINGER_MS, pinned=PINNED_V1))
+    result = rig.run(built, rig.RunRequest(scenario="slots", threads=50 + 1 + 10), log_root=tmp_path)
+    assert rig.judge(result, "slots").ok, explain(result)
+    assert result.slots["max_ms"] > 5 * result.slots["timeout_ms"], result.slots
 
 
 @needs_toolchain

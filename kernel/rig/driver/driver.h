@@ -35,6 +35,10 @@ enum rig_mod_state {
  * @modprobe_runs: modprobe processes run for this module (atomic)
  * @finit_calls: finit_module() calls (atomic); the vmalloc cost dups.c cuts
  * @finit_dups: finit_module() calls that found the module loading (atomic)
+ * @held: modprobe of this module does not return until it is cleared
+ * @owner_nomem: first requests (whose dups.c entry was allocated) that
+ *	began to announce -ENOMEM, their own allocations for modprobe failing
+ *	(atomic); @owner_nomem_done: those that had finished announcing
  */
 struct rig_module {
 	char name[MODULE_NAME_LEN];
@@ -47,6 +51,9 @@ struct rig_module {
 	unsigned long modprobe_runs;
 	unsigned long finit_calls;
 	unsigned long finit_dups;
+	bool held;
+	unsigned long owner_nomem;
+	unsigned long owner_nomem_done;
 };
 
 struct rig_userspace {
@@ -66,6 +73,7 @@ unsigned int rig_nr_modules(void);
 bool rig_module_loaded(struct rig_module *mod);
 unsigned long rig_module_modprobe_runs(struct rig_module *mod);
 void rig_module_set_fail_next(struct rig_module *mod, unsigned int n);
+void rig_module_hold(struct rig_module *mod, bool held);
 int rig_rmmod(struct rig_module *mod);
 
 /* call_usermodehelper_exec() of "modprobe -q -- name"; @wait is a UMH_* mode. */

@@ -40,6 +40,9 @@
 #endif
 
 #define RIG_LINGER_NS		((u64)60 * HZ * RIG_JIFFY_NS)
+/* kmod.c's MAX_KMOD_CONCURRENT and MAX_KMOD_ALL_BUSY_TIMEOUT (6.1). */
+#define RIG_KMOD_SLOTS		50
+#define RIG_SLOT_TIMEOUT_NS	((u64)5 * HZ * RIG_JIFFY_NS)
 #define RIG_PRIVATE_NAMES	2
 #define RIG_MAX_THREADS		1024
 #define RIG_MAX_DETAILS		16
@@ -65,6 +68,7 @@ struct rig_opts {
 	unsigned int hang_timeout_s;
 	unsigned int progress_s;
 	unsigned int max_details;
+	bool slots;
 	const char *params[16];
 	unsigned int nr_params;
 };
@@ -86,6 +90,7 @@ enum rig_check {
 	CHECK_MODEL,
 	CHECK_HANG,
 	CHECK_SANITIZER,
+	CHECK_SLOTS,
 	NR_CHECKS,
 };
 
@@ -96,7 +101,7 @@ static const struct {
 	[CHECK_UAF] = { "uaf", "no use of freed memory (poison, double free, list, refcount, debugobjects)" },
 	[CHECK_DUP_VALUE] = { "dup-value", "a duplicate request_module() returns the first request's result" },
 	[CHECK_RELOAD] = { "reload", "a request after rmmod or after the module got installed runs modprobe again" },
-	[CHECK_NOMEM] = { "nomem", "a request's own failed allocation (-ENOMEM) reaches no other request" },
+	[CHECK_NOMEM] = { "nomem", "a duplicate gets -ENOMEM only from its first request's own failed allocations" },
 	[CHECK_EARLY] = { "early", "no duplicate is woken before the first request's modprobe finished" },
 	[CHECK_KILL] = { "kill", "a duplicate that was not killed does not return -ERESTARTSYS" },
 	[CHECK_WARN] = { "warn", "one duplicate warning, naming the module, per duplicate request (or fallback)" },
@@ -105,6 +110,7 @@ static const struct {
 	[CHECK_MODEL] = { "model", "the rig's model of kmod and modprobe stays consistent" },
 	[CHECK_HANG] = { "hang", "every request returns and all work drains" },
 	[CHECK_SANITIZER] = { "sanitizer", "ASan / TSan print no report (see stderr for them)" },
+	[CHECK_SLOTS] = { "slots", "with every modprobe slot busy, a request and its duplicates return within 1.2x the slot timeout" },
 };
 
 static struct {
@@ -213,15 +219,26 @@ static void setup_stress(struct rig_opts *o)
 	rig_perturb_cfg.stall_us[RIG_SITE_WAIT] = 3 * rig_linger_us();
 }
 
+static void setup_slots(struct rig_opts *o)
+{
+	/* 50 slot holders, the first request and 100 duplicates. */
+	o->slots = true;
+	o->threads = RIG_KMOD_SLOTS + 1 + 100;
+	o->names = 1;
+	o->fail_every = 0;
+	o->umh_threads = 8;
+}
+
 static const struct rig_scenario rig_scenarios[] = {
 	{ "uaf", "uaf", "(a) waiters stall past the linger: use of a freed entry", setup_uaf },
 	{ "dups", "dup-value", "(b) concurrent waits on modules that load and that fail", setup_dups },
 	{ "reload", "reload", "(c) load, rmmod, load again; not installed, installed, load", setup_reload },
 	{ "nomem", "nomem", "(d) 10% of requests under memory pressure (kzalloc fails)", setup_nomem },
 	{ "nowait", "early", "(e) request_module_nowait() racing request_module()", setup_nowait },
-	{ "owner-nomem", "nomem", "10% of first requests fail modprobe for lack of memory", setup_owner_nomem },
+	{ "owner-nomem", "", "10% of first requests fail modprobe for lack of memory; waiters get it", setup_owner_nomem },
 	{ "kill", "kill", "SIGKILL to requests while they wait", setup_kill },
 	{ "stress", "", "(a)-(e) and kill mixed, for long runs", setup_stress },
+	{ "slots", "slots", "every modprobe slot busy: a request and 100 duplicates time out", setup_slots },
 };
 
 static const struct rig_scenario *rig_scenario_find(const char *name)
@@ -302,7 +319,7 @@ static void rig_usage(FILE *f)
 	fprintf(f,
 		"usage: rig-%s [options]\n"
 		"  --scenario NAME        uaf, dups, reload, nomem, nowait, owner-nomem,\n"
-		"                         kill, stress\n"
+		"                         kill, stress, slots\n"
 		"  --threads N --requests N --seed N\n"
 		"  --names N              shared module names\n"
 		"  --fail-every K         every K-th shared name cannot be loaded (0: none)\n"
@@ -495,6 +512,7 @@ struct rig_stats {
 	unsigned long killed;
 	unsigned long reload_cycles;
 	unsigned long fallback;
+	unsigned long dup_owner_nomem;
 };
 
 struct rig_thread {
@@ -571,6 +589,10 @@ static int rig_request(struct rig_thread *t, struct rig_module *mod, bool wait,
 
 	rig_task_set_state(wait ? "request_module" : "request_module_nowait", mod->name);
 	tsk->alloc_budget = budget;
+	tsk->kmod_dup = false;
+	tsk->kmod_ran_modprobe = false;
+	tsk->kmod_traced = false;
+	tsk->kmod_owner_hint = wait && budget == 1;
 	if (killable) {
 		pthread_mutex_lock(&t->kill_lock);
 		t->killable = true;
@@ -641,6 +663,8 @@ static void rig_shared_request(struct rig_thread *t, struct rig_module *mod,
 			       bool wait, int budget)
 {
 	const char *comm = current->comm;
+	/* -ENOMEM announces that could still reach this request */
+	unsigned long nomem_done = __atomic_load_n(&mod->owner_nomem_done, __ATOMIC_SEQ_CST);
 	struct rig_req req;
 	int ret, expected;
 
@@ -674,6 +698,11 @@ static void rig_shared_request(struct rig_thread *t, struct rig_module *mod,
 		if (!ret && !rig_module_loaded(mod))
 			rig_fail(CHECK_EARLY, "%s: duplicate request_module(%s) returned 0 while %s was not loaded yet",
 				 comm, mod->name, mod->name);
+		return;
+	}
+	if (ret == -ENOMEM && __atomic_load_n(&mod->owner_nomem, __ATOMIC_SEQ_CST) > nomem_done) {
+		/* its first request's own allocations failed: every waiter's result */
+		t->stats.dup_owner_nomem++;
 		return;
 	}
 	if (ret == -ENOMEM)
@@ -740,12 +769,95 @@ static void rig_reload_cycle(struct rig_thread *t, struct rig_module *mod)
 	rig_rmmod(mod);
 }
 
+/*
+ * "slots": threads 0..49 request modules whose modprobe does not return
+ * until the end, so they hold all of kmod.c's slots. Then thread 50 asks
+ * for mod0 and waits for a slot, and the others ask for mod0 too. Without
+ * a free slot the first request fails with -ETIME after the slot timeout;
+ * each duplicate should get that result then, not take its own turn.
+ */
+static struct rig_module *rig_slot_holders[RIG_KMOD_SLOTS];
+static u64 rig_slots_start;		/* atomic: the first request's start */
+static unsigned long rig_slots_done;	/* atomic: first and duplicates returned */
+static u64 rig_slots_max_ns;		/* atomic */
+static unsigned long rig_slots_etime;	/* atomic */
+
+static void rig_store_max(u64 *max, u64 v)
+{
+	u64 old = __atomic_load_n(max, __ATOMIC_RELAXED);
+
+	while (v > old && !__atomic_compare_exchange_n(max, &old, v, false, __ATOMIC_RELAXED,
+						       __ATOMIC_RELAXED))
+		;
+}
+
+static void rig_slots_request(struct rig_thread *t)
+{
+	struct rig_module *mod = rig_shared[0];
+	struct rig_req req;
+	u64 took;
+	int ret;
+
+	ret = rig_request(t, mod, true, -1, false, &req);
+	took = rig_now_ns() - __atomic_load_n(&rig_slots_start, __ATOMIC_ACQUIRE);
+	if (ret == -ETIME)
+		__atomic_fetch_add(&rig_slots_etime, 1, __ATOMIC_RELAXED);
+	else
+		rig_fail(CHECK_SLOTS, "%s: request_module(%s) returned %s with every slot busy, not -ETIME",
+			 current->comm, mod->name, rig_errname(ret));
+	if (took * 10 > RIG_SLOT_TIMEOUT_NS * 12)
+		rig_fail(CHECK_SLOTS, "%s: request_module(%s) %sreturned after %.0f ms, the slot timeout is %.0f ms",
+			 current->comm, mod->name, req.dup ? "(a duplicate) " : "",
+			 took / 1e6, RIG_SLOT_TIMEOUT_NS / 1e6);
+	rig_store_max(&rig_slots_max_ns, took);
+	__atomic_fetch_add(&rig_slots_done, 1, __ATOMIC_RELEASE);
+}
+
+static void rig_slots_thread(struct rig_thread *t)
+{
+	struct rig_req req;
+	unsigned int i;
+
+	if (t->id < RIG_KMOD_SLOTS) {
+		rig_request(t, rig_slot_holders[t->id], true, -1, false, &req);
+		return;
+	}
+	if (t->id == RIG_KMOD_SLOTS) {
+		/* every holder is past its slot once its modprobe job exists */
+		while (rig_umh_jobs() < RIG_KMOD_SLOTS)
+			rig_sleep_ns(100000);
+		__atomic_store_n(&rig_slots_start, rig_now_ns(), __ATOMIC_RELEASE);
+		rig_slots_request(t);
+		/* the duplicates have all returned: let the holders go */
+		while (__atomic_load_n(&rig_slots_done, __ATOMIC_ACQUIRE) < opts.threads - RIG_KMOD_SLOTS)
+			rig_sleep_ns(100000);
+		for (i = 0; i < RIG_KMOD_SLOTS; i++)
+			rig_module_hold(rig_slot_holders[i], false);
+		printf("RIG slots timeout_ms=%.1f requests=%u etime=%lu max_ms=%.1f modprobe=%lu\n",
+		       RIG_SLOT_TIMEOUT_NS / 1e6, opts.threads - RIG_KMOD_SLOTS,
+		       __atomic_load_n(&rig_slots_etime, __ATOMIC_RELAXED),
+		       __atomic_load_n(&rig_slots_max_ns, __ATOMIC_RELAXED) / 1e6,
+		       rig_module_modprobe_runs(rig_shared[0]));
+		return;
+	}
+	/* a duplicate: after the first request has had a moment to register */
+	while (!__atomic_load_n(&rig_slots_start, __ATOMIC_ACQUIRE))
+		rig_sleep_ns(100000);
+	rig_sleep_ns(RIG_SLOT_TIMEOUT_NS / 20);
+	rig_slots_request(t);
+}
+
 static void *rig_driver_thread(void *arg)
 {
 	struct rig_thread *t = arg;
 
 	__atomic_store_n(&t->task, rig_task_start("rig-%u", t->id), __ATOMIC_RELEASE);
 	pthread_barrier_wait(&rig_start_barrier);
+	if (opts.slots) {
+		rig_slots_thread(t);
+		rig_task_set_state("done", NULL);
+		return NULL;
+	}
 	while (rig_take_ticket()) {
 		struct rig_module *mod;
 		int budget = -1;
@@ -946,6 +1058,7 @@ static void rig_print_stats(u64 elapsed_ns)
 		sum.killed += s->killed;
 		sum.reload_cycles += s->reload_cycles;
 		sum.fallback += s->fallback;
+		sum.dup_owner_nomem += s->dup_owner_nomem;
 	}
 	for (i = 0; i < rig_nr_modules(); i++) {
 		struct rig_module *mod = rig_module_by_index(i);
@@ -957,11 +1070,11 @@ static void rig_print_stats(u64 elapsed_ns)
 		unloads += mod->unloads;
 		pthread_mutex_unlock(&mod->lock);
 	}
-	printf("RIG stats requests=%lu threads=%u wall_ms=%.1f req_per_s=%.0f wait=%lu nowait=%lu first=%lu dup_wait=%lu dup_nowait=%lu dup_fallback=%lu untracked=%lu killed=%lu kills_sent=%lu reload_cycles=%lu modprobe=%lu finit=%lu finit_eexist=%lu rmmod=%lu alloc_failures=%lu warnings=%lu printk_suppressed=%lu\n",
+	printf("RIG stats requests=%lu threads=%u wall_ms=%.1f req_per_s=%.0f wait=%lu nowait=%lu first=%lu dup_wait=%lu dup_nowait=%lu dup_fallback=%lu dup_owner_nomem=%lu untracked=%lu killed=%lu kills_sent=%lu reload_cycles=%lu modprobe=%lu finit=%lu finit_eexist=%lu rmmod=%lu alloc_failures=%lu warnings=%lu printk_suppressed=%lu\n",
 	       sum.requests, opts.threads, elapsed_ns / 1e6,
 	       elapsed_ns ? sum.requests / (elapsed_ns / 1e9) : 0.0,
 	       sum.wait, sum.nowait, sum.first, sum.dup_wait, sum.dup_nowait, sum.fallback,
-	       sum.untracked, sum.killed, __atomic_load_n(&rig_kills, __ATOMIC_RELAXED),
+	       sum.dup_owner_nomem, sum.untracked, sum.killed, __atomic_load_n(&rig_kills, __ATOMIC_RELAXED),
 	       sum.reload_cycles, runs, finits, finit_dups, unloads,
 	       rig_slab_failures(), rig_printk_count(LOGLEVEL_WARNING),
 	       rig_printk_suppressed());
@@ -990,6 +1103,12 @@ static void rig_make_modules(void)
 			snprintf(name, sizeof(name), "mod%u", i);
 		rig_shared[i] = rig_module_add(name, fails ? opts.fail_ret : 0);
 	}
+	if (opts.slots)
+		for (i = 0; i < RIG_KMOD_SLOTS; i++) {
+			snprintf(name, sizeof(name), "slot%u", i);
+			rig_slot_holders[i] = rig_module_add(name, 0);
+			rig_module_hold(rig_slot_holders[i], true);
+		}
 	for (i = 0; i < opts.threads; i++)
 		for (j = 0; j < RIG_PRIVATE_NAMES; j++) {
 			snprintf(name, sizeof(name), "priv%u_%u", i, j);

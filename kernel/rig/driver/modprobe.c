@@ -104,6 +104,23 @@ void rig_module_set_fail_next(struct rig_module *mod, unsigned int n)
 	pthread_mutex_unlock(&mod->lock);
 }
 
+void rig_note_announce(const char *name, int ret, bool done)
+{
+	struct rig_module *mod = rig_module_find(name);
+
+	if (mod && ret == -ENOMEM && current->kmod_owner_hint)
+		__atomic_fetch_add(done ? &mod->owner_nomem_done : &mod->owner_nomem, 1,
+				   __ATOMIC_SEQ_CST);
+}
+
+void rig_module_hold(struct rig_module *mod, bool held)
+{
+	pthread_mutex_lock(&mod->lock);
+	mod->held = held;
+	pthread_cond_broadcast(&mod->cond);
+	pthread_mutex_unlock(&mod->lock);
+}
+
 /* rmmod: -EBUSY while it is being loaded, -ENOENT if it is not loaded. */
 int rig_rmmod(struct rig_module *mod)
 {
@@ -131,6 +148,8 @@ static int rig_modprobe(const char *name)
 	__atomic_fetch_add(&mod->modprobe_runs, 1, __ATOMIC_SEQ_CST);
 
 	pthread_mutex_lock(&mod->lock);
+	while (mod->held)
+		pthread_cond_wait(&mod->cond, &mod->lock);
 	if (mod->state == RIG_MOD_LOADED)
 		goto out;	/* /sys/module/<name> exists */
 	if (mod->fail_ret || mod->fail_next) {
@@ -278,6 +297,41 @@ done:
 	retval = job->retval;
 	kfree(job);
 	return retval;
+}
+
+struct subprocess_info *call_usermodehelper_setup(const char *path, char **argv, char **envp,
+						  gfp_t gfp_mask,
+						  int (*init)(struct subprocess_info *info, struct cred *new),
+						  void (*cleanup)(struct subprocess_info *info),
+						  void *data)
+{
+	struct subprocess_info *info = kzalloc(sizeof(*info), gfp_mask);
+
+	if (!info)
+		return NULL;
+	info->path = path;
+	info->argv = argv;
+	info->envp = envp;
+	info->init = init;
+	info->cleanup = cleanup;
+	info->data = data;
+	return info;
+}
+
+/*
+ * kernel/umh.c frees the info (and through the cleanup kmod.c's argv) on
+ * every path; the helper has its own copy of the module name.
+ */
+int call_usermodehelper_exec(struct subprocess_info *info, int wait)
+{
+	int ret;
+
+	current->kmod_ran_modprobe = true;
+	ret = rig_call_modprobe_helper(info->argv[3], wait);
+	if (info->cleanup)
+		info->cleanup(info);
+	kfree(info);
+	return ret;
 }
 
 void rig_umh_start(unsigned int nr_threads)

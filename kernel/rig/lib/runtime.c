@@ -3,6 +3,7 @@
  * Userspace rig: tasks, seeded perturbation, time, printk/WARN, bug
  * counters, list debugging, string helpers and module parameters.
  */
+#include <errno.h>
 #include <execinfo.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -167,7 +168,15 @@ struct task_struct *rig_task_start(const char *fmt, ...)
 	vsnprintf(tsk->comm, sizeof(tsk->comm), fmt, ap);
 	va_end(ap);
 	pthread_mutex_init(&tsk->sleep_lock, NULL);
-	pthread_cond_init(&tsk->sleep_cond, NULL);
+	{
+		pthread_condattr_t attr;
+
+		/* Timed sleeps (rig_task_sleep_until()) use rig_now_ns()'s clock. */
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&tsk->sleep_cond, &attr);
+		pthread_condattr_destroy(&attr);
+	}
 	tsk->rng = rig_mix(rig_seed * 0x100000001b3ULL + id) | 1;
 	tsk->alloc_budget = -1;
 	__atomic_store_n(&tsk->state, "running", __ATOMIC_RELAXED);
@@ -231,6 +240,23 @@ void rig_task_sleep(struct task_struct *p)
 	while (!p->woken)
 		pthread_cond_wait(&p->sleep_cond, &p->sleep_lock);
 	pthread_mutex_unlock(&p->sleep_lock);
+}
+
+bool rig_task_sleep_until(struct task_struct *p, u64 deadline_ns)
+{
+	struct timespec ts = {
+		.tv_sec = deadline_ns / 1000000000ULL,
+		.tv_nsec = deadline_ns % 1000000000ULL,
+	};
+	bool woken;
+
+	pthread_mutex_lock(&p->sleep_lock);
+	while (!p->woken &&
+	       pthread_cond_timedwait(&p->sleep_cond, &p->sleep_lock, &ts) != ETIMEDOUT)
+		;
+	woken = p->woken;
+	pthread_mutex_unlock(&p->sleep_lock);
+	return woken;
 }
 
 int wake_up_process(struct task_struct *p)
@@ -339,6 +365,22 @@ static void rig_note_warning(const char *text)
 	strscpy(tsk->last_warn, text, sizeof(tsk->last_warn));
 }
 
+/* Set around kmod.c's own messages: the warn check counts dups.c's only. */
+static __thread bool rig_printk_kmod;
+
+int rig_printk_from_kmod(const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	rig_printk_kmod = true;
+	va_start(ap, fmt);
+	ret = vprintk(fmt, ap);
+	va_end(ap);
+	rig_printk_kmod = false;
+	return ret;
+}
+
 int vprintk(const char *fmt, va_list args)
 {
 	int level = 4;
@@ -354,7 +396,7 @@ int vprintk(const char *fmt, va_list args)
 	}
 	len = vsnprintf(text, sizeof(text), fmt, args);
 	nr = __atomic_fetch_add(&rig_printk_counts[level], 1, __ATOMIC_RELAXED);
-	if (level <= LOGLEVEL_WARNING)
+	if (level <= LOGLEVEL_WARNING && !rig_printk_kmod)
 		rig_note_warning(text);
 
 	if (rig_verbose || (level < LOGLEVEL_DEBUG && nr < rig_printk_limit)) {

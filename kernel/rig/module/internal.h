@@ -28,4 +28,34 @@ static inline void kmod_dup_request_announce(char *module_name, int ret)
 }
 #endif
 
+/*
+ * In kmod.c only: note in current whether the request was a duplicate
+ * (the hook's answer), for the driver's checks. The macro's own name is
+ * not expanded again inside it, so the real hook is called.
+ */
+#ifdef RIG_KMOD_C
+#include <linux/sched.h>
+
+static inline bool rig_note_dup(bool dup)
+{
+	current->kmod_dup = dup;
+	return dup;
+}
+
+#define kmod_dup_request_exists_wait(name, wait, dup_ret) \
+	rig_note_dup(kmod_dup_request_exists_wait(name, wait, dup_ret))
+
+/*
+ * Noted around the hook: the start before any waiter can see the result,
+ * the end after every waiter it had could.
+ */
+void rig_note_announce(const char *name, int ret, bool done);
+
+#define kmod_dup_request_announce(name, ret) do {			\
+	rig_note_announce(name, ret, false);				\
+	kmod_dup_request_announce(name, ret);				\
+	rig_note_announce(name, ret, true);				\
+} while (0)
+#endif
+
 #endif /* _RIG_KERNEL_MODULE_INTERNAL_H */

@@ -17,6 +17,7 @@
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 
@@ -47,6 +48,8 @@ static LIST_HEAD(dup_kmod_reqs);
  * @name: the requested module name
  * @first_req_done: completed once @owner has announced its result
  * @dup_ret: the first request's return value, valid after @first_req_done
+ * @owner_killed: @owner had a fatal signal pending when it announced, so
+ *	@dup_ret is about @owner, not about the module
  */
 struct kmod_dup_req {
 	struct list_head list;
@@ -55,6 +58,7 @@ struct kmod_dup_req {
 	char name[MODULE_NAME_LEN];
 	struct completion first_req_done;
 	int dup_ret;
+	bool owner_killed;
 };
 
 static struct kmod_dup_req *kmod_dup_request_lookup(const char *module_name)
@@ -84,7 +88,7 @@ static void kmod_dup_request_put(struct kmod_dup_req *kmod_req)
 bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret)
 {
 	struct kmod_dup_req *kmod_req, *new_kmod_req;
-	bool warned = false;
+	bool warned = false, retried = false;
 	int ret;
 
 again:
@@ -175,23 +179,23 @@ again:
 	}
 
 	/* A duplicate request_module() gets the first request's result. */
-	ret = wait_for_completion_state(&kmod_req->first_req_done,
-					TASK_UNINTERRUPTIBLE | TASK_KILLABLE);
-	if (!ret && kmod_req->dup_ret < 0) {
+	ret = wait_for_completion_killable(&kmod_req->first_req_done);
+	if (!ret && kmod_req->owner_killed && !fatal_signal_pending(current)) {
 		/*
-		 * Fix: modprobe's own verdict is its exit status, zero or
-		 * positive. A negative result is the first request's own
-		 * misfortune: it was killed (-ERESTARTSYS), ran out of memory
-		 * or of modprobe slots, or could not exec modprobe. The
-		 * posted version handed that error to every waiter, none of
-		 * which was killed or short of memory. Start over instead:
-		 * the first waiter back takes over as the first request and
-		 * runs modprobe, and the others wait for it. Letting every
-		 * waiter run modprobe at once would bring back the duplicates
-		 * this file is here to suppress, and past the modprobe
-		 * concurrency limit they would fail with -ETIME.
+		 * Only a killed first request leaves a result that says
+		 * nothing about the module. Start over once: the first
+		 * waiter back becomes the new first request. A waiter whose
+		 * second first request was killed too runs modprobe itself,
+		 * untracked, so that kills cannot keep it waiting. Every
+		 * other result, -ETIME with every modprobe slot busy,
+		 * -ENOMEM, -ENOENT or -EBUSY from the usermode helper
+		 * included, would come back to each waiter in turn (one slot
+		 * timeout each for -ETIME), so it is every waiter's result.
 		 */
 		kmod_dup_request_put(kmod_req);
+		if (retried)
+			return false;
+		retried = true;
 		goto again;
 	}
 	*dup_ret = ret ? ret : kmod_req->dup_ret;
@@ -229,6 +233,7 @@ void kmod_dup_request_announce(char *module_name, int ret)
 	 * wakes up and reads it.
 	 */
 	kmod_req->dup_ret = ret;
+	kmod_req->owner_killed = fatal_signal_pending(current);
 	complete_all(&kmod_req->first_req_done);
 	kmod_dup_request_put(kmod_req);
 }

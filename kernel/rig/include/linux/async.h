@@ -5,4 +5,9 @@
 
 #include <linux/kernel.h>
 
+static inline bool current_is_async(void)
+{
+	return false;
+}
+
 #endif /* _RIG_LINUX_ASYNC_H */

@@ -12,6 +12,7 @@
 #define __noreturn		__attribute__((__noreturn__))
 #define __cold			__attribute__((__cold__))
 #define __malloc		__attribute__((__malloc__))
+#define _RET_IP_		((unsigned long)__builtin_return_address(0))
 #define __aligned(x)		__attribute__((__aligned__(x)))
 #define __init
 #define __exit

@@ -10,6 +10,11 @@
 #include <linux/types.h>
 #include <linux/umh.h>
 
+#include <linux/atomic.h>
+#include <linux/wait.h>
+
+#define KMOD_PATH_LEN 256
+
 int __request_module(bool wait, const char *fmt, ...) __printf(2, 3);
 
 #define request_module(mod...)		__request_module(true, mod)

@@ -40,5 +40,9 @@ int vprintk(const char *fmt, va_list args);
  * printed only with --verbose.
  */
 #define pr_debug(fmt, ...)	printk(KERN_DEBUG pr_fmt(fmt), ##__VA_ARGS__)
+/* Only kmod.c's throttle uses it: not one of dups.c's warnings. */
+int rig_printk_from_kmod(const char *fmt, ...) __printf(1, 2);
+#define pr_warn_ratelimited(fmt, ...) \
+	rig_printk_from_kmod(KERN_WARNING pr_fmt(fmt), ##__VA_ARGS__)
 
 #endif /* _RIG_LINUX_PRINTK_H */

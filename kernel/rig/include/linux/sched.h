@@ -46,9 +46,16 @@ struct task_struct {
 	const char *state_arg;		/* atomic */
 	u64 state_since;		/* atomic */
 
-	/* What the last __request_module() of this task did (kmod model). */
+	/*
+	 * What the last __request_module() of this task did, noted by the
+	 * rig's hooks around kmod.c (module/internal.h, trace/events/module.h,
+	 * the usermode helper) for the driver's checks; the driver clears them.
+	 */
 	bool kmod_dup;
 	bool kmod_ran_modprobe;
+	bool kmod_traced;
+	/* Set by the driver: a request_module() whose first allocation succeeds. */
+	bool kmod_owner_hint;
 };
 
 extern __thread struct task_struct *rig_current;
@@ -86,6 +93,8 @@ int wake_up_process(struct task_struct *p);
 /* schedule() split in two: announce the sleep, then sleep until woken. */
 void rig_task_prepare_sleep(struct task_struct *p);
 void rig_task_sleep(struct task_struct *p);
+/* Sleeps until woken or @deadline_ns (rig_now_ns()); false on timeout. */
+bool rig_task_sleep_until(struct task_struct *p, u64 deadline_ns);
 
 /* Send SIGKILL: wakes the task from a killable sleep. */
 void rig_send_sigkill(struct task_struct *p);

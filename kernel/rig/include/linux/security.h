@@ -5,4 +5,9 @@
 
 #include <linux/kernel.h>
 
+static inline int security_kernel_module_request(char *kmod_name)
+{
+	return 0;
+}
+
 #endif /* _RIG_LINUX_SECURITY_H */
