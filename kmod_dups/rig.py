@@ -48,6 +48,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "owner-nomem": ("", "10% of first requests fail modprobe for lack of memory; waiters get it"),
     "kill": ("kill", "SIGKILL to requests while they wait"),
     "stress": ("", "(a)-(e) and kill mixed, for long runs"),
+    "spellings": ("spelling", "one module asked for as snd-dummy and as snd_dummy"),
     "slots": ("slots", "every modprobe slot busy: a request and 100 duplicates time out"),
 }
 
@@ -341,4 +342,4 @@ def summarize(result: RigResult, build: Build | None = None) -> list[str]:
 def known_checks() -> Sequence[str]:
     """The driver's checks and the ones the sanitizer reports add."""
     return ("uaf", "dup-value", "reload", "nomem", "early", "kill", "warn", "leak", "lockdep",
-            "model", "hang", "sanitizer", "slots", "race", "crash", "undefined")
+            "model", "hang", "sanitizer", "slots", "spelling", "race", "crash", "undefined")

@@ -62,7 +62,7 @@ def explain(result: rig.RigResult) -> str:
 # Bounded: the defaults of uaf (1000), reload (4000), nowait and kill (20000
 # with pauses) are quick; dups, nomem and stress get fewer.
 HARDENED_RUNS = {"uaf": None, "dups": 10000, "reload": None, "nomem": 10000,
-                 "nowait": None, "kill": None, "stress": 20000}
+                 "nowait": None, "kill": None, "stress": 20000, "spellings": None}
 
 
 @needs_toolchain
@@ -131,6 +131,16 @@ def test_the_first_requests_enomem_is_its_waiters_result(build: Builder, tmp_pat
 
 SLOTS_LINGER_MS = 6000  # a 400 us jiffy: the 5 * HZ slot timeout lasts 500 ms
 PINNED_V1 = Path(__file__).parent / "data/pinned/dups.c.hardened-v1.j2"
+
+
+@needs_toolchain
+def test_the_first_hardened_version_ran_a_modprobe_per_spelling(build: Builder, tmp_path: Path) -> None:
+    """The first hardened dups.c (pinned) compared names with strcmp():
+    snd-mod and snd_mod were two entries and two modprobes at once."""
+    built = rig.build(rig.BuildConfig(pinned=PINNED_V1))
+    result = run(built, tmp_path, "spellings")
+    assert rig.judge(result, "spelling").ok, explain(result)
+    assert any("while another ran for it" in msg for msg in result.details("spelling"))
 
 
 @needs_toolchain

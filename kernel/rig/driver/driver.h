@@ -36,6 +36,8 @@ enum rig_mod_state {
  * @finit_calls: finit_module() calls (atomic); the vmalloc cost dups.c cuts
  * @finit_dups: finit_module() calls that found the module loading (atomic)
  * @held: modprobe of this module does not return until it is cleared
+ * @in_flight: modprobe processes running for it now
+ * @overlapped: modprobes that started while another one ran for it
  * @owner_nomem: first requests (whose dups.c entry was allocated) that
  *	began to announce -ENOMEM, their own allocations for modprobe failing
  *	(atomic); @owner_nomem_done: those that had finished announcing
@@ -52,6 +54,8 @@ struct rig_module {
 	unsigned long finit_calls;
 	unsigned long finit_dups;
 	bool held;
+	unsigned int in_flight;
+	unsigned long overlapped;
 	unsigned long owner_nomem;
 	unsigned long owner_nomem_done;
 };

@@ -69,6 +69,7 @@ struct rig_opts {
 	unsigned int progress_s;
 	unsigned int max_details;
 	bool slots;
+	bool spellings;
 	const char *params[16];
 	unsigned int nr_params;
 };
@@ -91,6 +92,7 @@ enum rig_check {
 	CHECK_HANG,
 	CHECK_SANITIZER,
 	CHECK_SLOTS,
+	CHECK_SPELLING,
 	NR_CHECKS,
 };
 
@@ -110,6 +112,7 @@ static const struct {
 	[CHECK_MODEL] = { "model", "the rig's model of kmod and modprobe stays consistent" },
 	[CHECK_HANG] = { "hang", "every request returns and all work drains" },
 	[CHECK_SANITIZER] = { "sanitizer", "ASan / TSan print no report (see stderr for them)" },
+	[CHECK_SPELLING] = { "spelling", "requests for one module spelled with '-' and with '_' share one modprobe: never two at once" },
 	[CHECK_SLOTS] = { "slots", "with every modprobe slot busy, a request and its duplicates return within 1.2x the slot timeout" },
 };
 
@@ -229,6 +232,17 @@ static void setup_slots(struct rig_opts *o)
 	o->umh_threads = 8;
 }
 
+static void setup_spellings(struct rig_opts *o)
+{
+	/*
+	 * Every name has an '_'; only waiting requests with memory, so every
+	 * duplicate converges and modprobes of one module never overlap.
+	 */
+	o->spellings = true;
+	o->fail_every = 3;
+	o->requests = 20000;
+}
+
 static const struct rig_scenario rig_scenarios[] = {
 	{ "uaf", "uaf", "(a) waiters stall past the linger: use of a freed entry", setup_uaf },
 	{ "dups", "dup-value", "(b) concurrent waits on modules that load and that fail", setup_dups },
@@ -238,6 +252,7 @@ static const struct rig_scenario rig_scenarios[] = {
 	{ "owner-nomem", "", "10% of first requests fail modprobe for lack of memory; waiters get it", setup_owner_nomem },
 	{ "kill", "kill", "SIGKILL to requests while they wait", setup_kill },
 	{ "stress", "", "(a)-(e) and kill mixed, for long runs", setup_stress },
+	{ "spellings", "spelling", "one module asked for as snd-dummy and as snd_dummy", setup_spellings },
 	{ "slots", "slots", "every modprobe slot busy: a request and 100 duplicates time out", setup_slots },
 };
 
@@ -319,7 +334,7 @@ static void rig_usage(FILE *f)
 	fprintf(f,
 		"usage: rig-%s [options]\n"
 		"  --scenario NAME        uaf, dups, reload, nomem, nowait, owner-nomem,\n"
-		"                         kill, stress, slots\n"
+		"                         kill, stress, spellings, slots\n"
 		"  --threads N --requests N --seed N\n"
 		"  --names N              shared module names\n"
 		"  --fail-every K         every K-th shared name cannot be loaded (0: none)\n"
@@ -570,10 +585,10 @@ static bool rig_warned_about(const struct task_struct *tsk, const char *name)
 {
 	size_t tl = strlen(tsk->last_warn), nl = strlen(name);
 
-	/* "... duplicate request for module <name>\n" */
+	/* "... duplicate request for module <name>\n", in either spelling */
 	return tl >= nl + 2 && tsk->last_warn[tl - 1] == '\n' &&
 	       tsk->last_warn[tl - nl - 2] == ' ' &&
-	       !memcmp(tsk->last_warn + tl - nl - 1, name, nl);
+	       parameqn(tsk->last_warn + tl - nl - 1, name, nl);
 }
 
 /*
@@ -585,6 +600,7 @@ static int rig_request(struct rig_thread *t, struct rig_module *mod, bool wait,
 {
 	struct task_struct *tsk = current;
 	unsigned long warns = tsk->nr_warn;
+	char spelled[MODULE_NAME_LEN], *p;
 	int ret;
 
 	rig_task_set_state(wait ? "request_module" : "request_module_nowait", mod->name);
@@ -599,10 +615,15 @@ static int rig_request(struct rig_thread *t, struct rig_module *mod, bool wait,
 		pthread_mutex_unlock(&t->kill_lock);
 	}
 
+	/* "spellings": '-' for '_' at random, one module to modprobe either way */
+	strscpy(spelled, mod->name, sizeof(spelled));
+	for (p = spelled; opts.spellings && *p; p++)
+		if (*p == '_' && rig_random_below(2))
+			*p = '-';
 	if (wait)
-		ret = request_module("%s", mod->name);
+		ret = request_module("%s", spelled);
 	else
-		ret = request_module_nowait("%s", mod->name);
+		ret = request_module_nowait("%s", spelled);
 
 	req->killed = false;
 	if (killable) {
@@ -1100,7 +1121,7 @@ static void rig_make_modules(void)
 		if (i == opts.names - 1 && opts.names >= 3)
 			strscpy(name, long_name, sizeof(name));
 		else
-			snprintf(name, sizeof(name), "mod%u", i);
+			snprintf(name, sizeof(name), opts.spellings ? "snd_mod_%u" : "mod%u", i);
 		rig_shared[i] = rig_module_add(name, fails ? opts.fail_ret : 0);
 	}
 	if (opts.slots)
@@ -1217,6 +1238,17 @@ int main(int argc, char **argv)
 	rig_print_stats(elapsed);
 	if (!drained)
 		rig_report_hang("modprobe helpers or work items still busy after all requests returned");
+	for (i = 0; opts.spellings && i < opts.names; i++) {
+		struct rig_module *mod = rig_shared[i];
+		unsigned long overlapped;
+
+		pthread_mutex_lock(&mod->lock);
+		overlapped = mod->overlapped;
+		pthread_mutex_unlock(&mod->lock);
+		if (overlapped)
+			rig_fail(CHECK_SPELLING, "%s: %lu modprobe runs started while another ran for it: one per spelling",
+				 mod->name, overlapped);
+	}
 
 	if (rig_slab_outstanding())
 		rig_fail(CHECK_LEAK, "%ld kmalloc() objects still allocated after all requests returned and all work ran",

@@ -22,6 +22,7 @@
 #include <linux/completion.h>
 #include <linux/kernel.h>
 #include <linux/list.h>
+#include <linux/moduleparam.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/umh.h>
@@ -67,7 +68,7 @@ struct rig_module *rig_module_find(const char *name)
 	unsigned int i;
 
 	for (i = 0; i < rig_modules_used; i++)
-		if (!strcmp(rig_modules[i].name, name))
+		if (parameq(rig_modules[i].name, name))	/* libkmod: '-' is '_' */
 			return &rig_modules[i];
 	return NULL;
 }
@@ -137,15 +138,9 @@ int rig_rmmod(struct rig_module *mod)
 	return ret;
 }
 
-/* modprobe -q -- name, from exec to exit; returns the wait status. */
-static int rig_modprobe(const char *name)
+static int rig_modprobe_module(struct rig_module *mod)
 {
-	struct rig_module *mod = rig_module_find(name);
 	int ret = 0;
-
-	if (!mod)
-		return 256;	/* FATAL: Module not found */
-	__atomic_fetch_add(&mod->modprobe_runs, 1, __ATOMIC_SEQ_CST);
 
 	pthread_mutex_lock(&mod->lock);
 	while (mod->held)
@@ -177,6 +172,28 @@ static int rig_modprobe(const char *name)
 	mod->state = RIG_MOD_LOADED;
 	pthread_cond_broadcast(&mod->cond);
 out:
+	pthread_mutex_unlock(&mod->lock);
+	return ret;
+}
+
+/* modprobe -q -- name, from exec to exit; returns the wait status. */
+static int rig_modprobe(const char *name)
+{
+	struct rig_module *mod = rig_module_find(name);
+	int ret;
+
+	if (!mod)
+		return 256;	/* FATAL: Module not found */
+	__atomic_fetch_add(&mod->modprobe_runs, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&mod->lock);
+	if (mod->in_flight++)
+		mod->overlapped++;
+	pthread_mutex_unlock(&mod->lock);
+
+	ret = rig_modprobe_module(mod);
+
+	pthread_mutex_lock(&mod->lock);
+	mod->in_flight--;
 	pthread_mutex_unlock(&mod->lock);
 	return ret;
 }

@@ -15,6 +15,7 @@
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
 #include <linux/mutex.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
@@ -67,8 +68,14 @@ static struct kmod_dup_req *kmod_dup_request_lookup(const char *module_name)
 
 	lockdep_assert_held(&kmod_dup_mutex);
 
+	/*
+	 * One module, two spellings: modprobe (libkmod) and the module loader
+	 * take '-' and '_' as the same, so "snd-dummy" and "snd_dummy" are one
+	 * module and one entry. Aliases only userspace resolves ("fs-xfs"
+	 * for xfs) stay distinct here.
+	 */
 	list_for_each_entry(kmod_req, &dup_kmod_reqs, list) {
-		if (!strcmp(kmod_req->name, module_name))
+		if (parameq(kmod_req->name, module_name))
 			return kmod_req;
 	}
 

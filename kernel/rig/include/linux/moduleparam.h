@@ -29,6 +29,28 @@ extern const struct kernel_param_ops param_ops_bool_enable_only;
 extern const struct kernel_param_ops param_ops_int;
 extern const struct kernel_param_ops param_ops_uint;
 
+/* kernel/params.c: names match with '-' and '_' taken as the same. */
+static inline bool parameqn(const char *a, const char *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		char ca = a[i] == '-' ? '_' : a[i];
+		char cb = b[i] == '-' ? '_' : b[i];
+
+		if (ca != cb)
+			return false;
+	}
+	return true;
+}
+
+static inline bool parameq(const char *a, const char *b)
+{
+	size_t la = __builtin_strlen(a);
+
+	return la == __builtin_strlen(b) && parameqn(a, b, la + 1);
+}
+
 void rig_param_register(const char *name, const struct kernel_param_ops *ops,
 			void *arg, unsigned short perm);
 
