@@ -50,9 +50,9 @@ def module_makefile(tree: BaseTree) -> str:
     return text.rstrip("\n") + "\n" + render("Makefile.dups.j2")
 
 
-def internal_h(tree: BaseTree) -> str:
+def internal_h(tree: BaseTree, variant: str) -> str:
     text = tree.read(basetree.INTERNAL_H)
-    return text.rstrip("\n") + "\n" + render("internal.h.dups.j2")
+    return text.rstrip("\n") + "\n" + render("internal.h.dups.j2", variant=variant)
 
 
 def kmod_c(tree: BaseTree, variant: str) -> str:
@@ -78,8 +78,11 @@ def kmod_c(tree: BaseTree, variant: str) -> str:
         "\tmodprobe_arg = kstrdup(module_name, GFP_KERNEL);\n\tif (!modprobe_arg)\n",
         "the kstrdup() of the module name")
     sub("\targv[3] = module_name;", "\targv[3] = modprobe_arg;", "argv[3]")
+    # The hardened first request tells dups.c when it is about to exec
+    # modprobe: only then may a request_module_nowait() rely on it.
+    started = "\tkmod_dup_request_started(module_name);\n" if variant == "hardened" else ""
     sub("\treturn call_usermodehelper_exec(info, wait | UMH_KILLABLE);\n",
-        "\tret = call_usermodehelper_exec(info, wait | UMH_KILLABLE);\n"
+        started + "\tret = call_usermodehelper_exec(info, wait | UMH_KILLABLE);\n"
         "\tkmod_dup_request_announce(module_name, ret);\n\treturn ret;\n",
         "call_usermodehelper_exec() in call_modprobe()")
     sub("free_module_name:\n\tkfree(module_name);\n", "free_module_name:\n\tkfree(modprobe_arg);\n",
@@ -134,7 +137,7 @@ def patches(tree: BaseTree, variant: str, linger_ms: int | None = None) -> list[
             basetree.DUPS_C: render_dups_c(variant, tree.apis, linger_ms),
             basetree.MODULE_KCONFIG: module_kconfig(tree),
             basetree.MODULE_MAKEFILE: module_makefile(tree),
-            basetree.INTERNAL_H: internal_h(tree),
+            basetree.INTERNAL_H: internal_h(tree, variant),
         },
     )
     hooks = Patch(

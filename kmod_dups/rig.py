@@ -49,7 +49,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "kill": ("kill", "SIGKILL to requests while they wait"),
     "stress": ("", "(a)-(e) and kill mixed, for long runs"),
     "spellings": ("spelling", "one module asked for as snd-dummy and as snd_dummy"),
-    "slots": ("slots", "every modprobe slot busy: a request and 100 duplicates time out"),
+    "slots": ("slots", "every modprobe slot busy: a request, 100 duplicates and 5 nowait ones time out"),
 }
 
 Progress = Callable[[str], None]
@@ -342,4 +342,4 @@ def summarize(result: RigResult, build: Build | None = None) -> list[str]:
 def known_checks() -> Sequence[str]:
     """The driver's checks and the ones the sanitizer reports add."""
     return ("uaf", "dup-value", "reload", "nomem", "early", "kill", "warn", "leak", "lockdep",
-            "model", "hang", "sanitizer", "slots", "spelling", "race", "crash", "undefined")
+            "model", "hang", "sanitizer", "slots", "spelling", "nowait-lost", "race", "crash", "undefined")

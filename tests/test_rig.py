@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kmod_dups import cli, rig, rig_report
+from kmod_dups.codegen import basetree
 from kmod_dups.errors import UserError
 
 needs_toolchain = pytest.mark.skipif(
@@ -145,13 +146,15 @@ def test_the_first_hardened_version_ran_a_modprobe_per_spelling(build: Builder, 
 
 @needs_toolchain
 def test_slot_timeout_reaches_every_waiter_at_once(tmp_path: Path) -> None:
-    """50 modprobes hold every slot; a first request and 100 duplicates all
-    get -ETIME after one slot timeout, and no modprobe runs."""
+    """50 modprobes hold every slot; a first request, 100 duplicates and 5
+    request_module_nowait() all get -ETIME after one slot timeout (the
+    nowait ones wait for a slot of their own: the first request has not
+    started modprobe), and no modprobe runs."""
     built = rig.build(rig.BuildConfig(linger_ms=SLOTS_LINGER_MS))
     result = rig.run(built, rig.RunRequest(scenario="slots"), log_root=tmp_path)
     assert result.passed, explain(result)
     slots = result.slots
-    assert slots["requests"] == slots["etime"] == 101 and slots["modprobe"] == 0, slots
+    assert slots["requests"] == slots["etime"] == 106 and slots["modprobe"] == 0, slots
     assert slots["max_ms"] <= 1.2 * slots["timeout_ms"], slots
 
 
@@ -164,6 +167,17 @@ def test_the_first_hardened_version_hands_the_slot_timeout_round(tmp_path: Path)
     result = rig.run(built, rig.RunRequest(scenario="slots", threads=50 + 1 + 10), log_root=tmp_path)
     assert rig.judge(result, "slots").ok, explain(result)
     assert result.slots["max_ms"] > 5 * result.slots["timeout_ms"], result.slots
+
+
+@needs_toolchain
+def test_the_first_hardened_version_lost_a_nowait_request(tmp_path: Path) -> None:
+    """The first hardened dups.c (pinned) folded a request_module_nowait()
+    into a first request still waiting for a slot: 0 for the caller, and
+    nobody ran modprobe once the first request timed out."""
+    built = rig.build(rig.BuildConfig(linger_ms=SLOTS_LINGER_MS, pinned=PINNED_V1))
+    result = rig.run(built, rig.RunRequest(scenario="slots", threads=50 + 1 + 10), log_root=tmp_path)
+    assert rig.judge(result, "nowait-lost").ok, explain(result)
+    assert len(result.details("nowait-lost")) == 5, explain(result)
 
 
 @needs_toolchain
@@ -404,3 +418,12 @@ def test_judge() -> None:
     assert rig.judge(failing, "early").ok
     verdict = rig.judge(failing, "reload")
     assert not verdict.ok and "only early failed" in verdict.message
+
+
+@pytest.mark.slow
+def test_the_pinned_kmod_c_is_the_base_trees(base_tree: Path) -> None:
+    """The rig's kmod.c is the default base's, byte for byte."""
+    pinned = rig.rig_source_dir() / rig.RIG_BASE / "kernel/kmod.c"
+    assert pinned.read_bytes() == (base_tree / "kernel/kmod.c").read_bytes()
+    assert basetree.kernel_version(base_tree) == rig.RIG_BASE_VERSION
+

@@ -99,6 +99,7 @@ static int call_modprobe(char *module_name, int wait)
 	if (!info)
 		goto free_module_name;
 
+	kmod_dup_request_started(module_name);
 	ret = call_usermodehelper_exec(info, wait | UMH_KILLABLE);
 	kmod_dup_request_announce(module_name, ret);
 	return ret;

@@ -43,6 +43,8 @@
 /* kmod.c's MAX_KMOD_CONCURRENT and MAX_KMOD_ALL_BUSY_TIMEOUT (6.1). */
 #define RIG_KMOD_SLOTS		50
 #define RIG_SLOT_TIMEOUT_NS	((u64)5 * HZ * RIG_JIFFY_NS)
+/* The last threads of "slots" ask with request_module_nowait(). */
+#define RIG_SLOTS_NOWAIT	5
 #define RIG_PRIVATE_NAMES	2
 #define RIG_MAX_THREADS		1024
 #define RIG_MAX_DETAILS		16
@@ -93,6 +95,7 @@ enum rig_check {
 	CHECK_SANITIZER,
 	CHECK_SLOTS,
 	CHECK_SPELLING,
+	CHECK_NOWAIT_LOST,
 	NR_CHECKS,
 };
 
@@ -113,6 +116,7 @@ static const struct {
 	[CHECK_HANG] = { "hang", "every request returns and all work drains" },
 	[CHECK_SANITIZER] = { "sanitizer", "ASan / TSan print no report (see stderr for them)" },
 	[CHECK_SPELLING] = { "spelling", "requests for one module spelled with '-' and with '_' share one modprobe: never two at once" },
+	[CHECK_NOWAIT_LOST] = { "nowait-lost", "a request_module_nowait() that returns 0 gets a modprobe" },
 	[CHECK_SLOTS] = { "slots", "with every modprobe slot busy, a request and its duplicates return within 1.2x the slot timeout" },
 };
 
@@ -224,9 +228,9 @@ static void setup_stress(struct rig_opts *o)
 
 static void setup_slots(struct rig_opts *o)
 {
-	/* 50 slot holders, the first request and 100 duplicates. */
+	/* 50 slot holders, the first request, 100 duplicates and 5 nowait ones. */
 	o->slots = true;
-	o->threads = RIG_KMOD_SLOTS + 1 + 100;
+	o->threads = RIG_KMOD_SLOTS + 1 + 100 + RIG_SLOTS_NOWAIT;
 	o->names = 1;
 	o->fail_every = 0;
 	o->umh_threads = 8;
@@ -253,7 +257,7 @@ static const struct rig_scenario rig_scenarios[] = {
 	{ "kill", "kill", "SIGKILL to requests while they wait", setup_kill },
 	{ "stress", "", "(a)-(e) and kill mixed, for long runs", setup_stress },
 	{ "spellings", "spelling", "one module asked for as snd-dummy and as snd_dummy", setup_spellings },
-	{ "slots", "slots", "every modprobe slot busy: a request and 100 duplicates time out", setup_slots },
+	{ "slots", "slots", "every modprobe slot busy: a request, 100 duplicates and 5 nowait ones time out", setup_slots },
 };
 
 static const struct rig_scenario *rig_scenario_find(const char *name)
@@ -812,16 +816,20 @@ static void rig_store_max(u64 *max, u64 v)
 		;
 }
 
-static void rig_slots_request(struct rig_thread *t)
+static void rig_slots_request(struct rig_thread *t, bool wait)
 {
 	struct rig_module *mod = rig_shared[0];
 	struct rig_req req;
 	u64 took;
 	int ret;
 
-	ret = rig_request(t, mod, true, -1, false, &req);
+	ret = rig_request(t, mod, wait, -1, false, &req);
 	took = rig_now_ns() - __atomic_load_n(&rig_slots_start, __ATOMIC_ACQUIRE);
-	if (ret == -ETIME)
+	if (!wait && !ret)
+		/* its modprobe can only be the first request's, which fails */
+		rig_fail(CHECK_NOWAIT_LOST, "%s: request_module_nowait(%s) returned 0 %s, with every slot busy: nothing runs modprobe for it",
+			 current->comm, mod->name, req.dup ? "as a duplicate" : "");
+	else if (ret == -ETIME)
 		__atomic_fetch_add(&rig_slots_etime, 1, __ATOMIC_RELAXED);
 	else
 		rig_fail(CHECK_SLOTS, "%s: request_module(%s) returned %s with every slot busy, not -ETIME",
@@ -848,7 +856,7 @@ static void rig_slots_thread(struct rig_thread *t)
 		while (rig_umh_jobs() < RIG_KMOD_SLOTS)
 			rig_sleep_ns(100000);
 		__atomic_store_n(&rig_slots_start, rig_now_ns(), __ATOMIC_RELEASE);
-		rig_slots_request(t);
+		rig_slots_request(t, true);
 		/* the duplicates have all returned: let the holders go */
 		while (__atomic_load_n(&rig_slots_done, __ATOMIC_ACQUIRE) < opts.threads - RIG_KMOD_SLOTS)
 			rig_sleep_ns(100000);
@@ -865,7 +873,7 @@ static void rig_slots_thread(struct rig_thread *t)
 	while (!__atomic_load_n(&rig_slots_start, __ATOMIC_ACQUIRE))
 		rig_sleep_ns(100000);
 	rig_sleep_ns(RIG_SLOT_TIMEOUT_NS / 20);
-	rig_slots_request(t);
+	rig_slots_request(t, t->id < opts.threads - RIG_SLOTS_NOWAIT);
 }
 
 static void *rig_driver_thread(void *arg)

@@ -15,6 +15,8 @@
 
 #ifdef CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS
 bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret);
+/* The hardened variant's; the driver has a weak no-op for the others. */
+void kmod_dup_request_started(char *module_name);
 void kmod_dup_request_announce(char *module_name, int ret);
 #else
 static inline bool kmod_dup_request_exists_wait(char *module_name, bool wait,

@@ -51,6 +51,9 @@ static LIST_HEAD(dup_kmod_reqs);
  * @dup_ret: the first request's return value, valid after @first_req_done
  * @owner_killed: @owner had a fatal signal pending when it announced, so
  *	@dup_ret is about @owner, not about the module
+ * @started: @owner has its modprobe slot and is about to exec modprobe;
+ *	only from then on is a request_module_nowait() for the module
+ *	served by it
  */
 struct kmod_dup_req {
 	struct list_head list;
@@ -60,6 +63,7 @@ struct kmod_dup_req {
 	struct completion first_req_done;
 	int dup_ret;
 	bool owner_killed;
+	bool started;
 };
 
 static struct kmod_dup_req *kmod_dup_request_lookup(const char *module_name)
@@ -146,6 +150,21 @@ again:
 	}
 
 	/*
+	 * A request_module_nowait() returns as soon as modprobe is exec'ed,
+	 * so it may only be folded into a first request that is sure to exec
+	 * it. Until then the first request can still fail on its own (no
+	 * modprobe slot within the timeout, no memory, killed) and nothing
+	 * would run modprobe for the nowait caller; it runs its own.
+	 */
+	if (!wait && !kmod_req->started) {
+		mutex_unlock(&kmod_dup_mutex);
+		kfree(new_kmod_req);
+		pr_debug("request_module_nowait() for %s before its first request started modprobe\n",
+			 module_name);
+		return false;
+	}
+
+	/*
 	 * Fix: hold a reference for as long as we look at the entry. The
 	 * posted version used it after dropping the mutex with no reference,
 	 * so the delayed delete could free it under a waiter that had not yet
@@ -209,6 +228,17 @@ again:
 	kmod_dup_request_put(kmod_req);
 
 	return true;
+}
+
+void kmod_dup_request_started(char *module_name)
+{
+	struct kmod_dup_req *kmod_req;
+
+	mutex_lock(&kmod_dup_mutex);
+	kmod_req = kmod_dup_request_lookup(module_name);
+	if (kmod_req && kmod_req->owner == current)
+		kmod_req->started = true;
+	mutex_unlock(&kmod_dup_mutex);
 }
 
 void kmod_dup_request_announce(char *module_name, int ret)

@@ -306,12 +306,17 @@ static inline int same_magic(const char *amagic, const char *bmagic, bool has_cr
 
 #ifdef CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS
 bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret);
+void kmod_dup_request_started(char *module_name);
 void kmod_dup_request_announce(char *module_name, int ret);
 #else
 static inline bool kmod_dup_request_exists_wait(char *module_name,
 						bool wait, int *dup_ret)
 {
 	return false;
+}
+
+static inline void kmod_dup_request_started(char *module_name)
+{
 }
 
 static inline void kmod_dup_request_announce(char *module_name, int ret)
