@@ -56,8 +56,8 @@ def internal_h(tree: BaseTree, variant: str) -> str:
 
 
 def kmod_c(tree: BaseTree, variant: str) -> str:
-    """kmod.c with __request_module() asking for duplicates first and
-    call_modprobe() announcing its result on every path."""
+    """kmod.c with __request_module() asking dups.c about duplicates and
+    the first request announcing its result on every path."""
     where = tree.kmod_c
     text = tree.read(where)
 
@@ -68,6 +68,57 @@ def kmod_c(tree: BaseTree, variant: str) -> str:
     sub("#include <trace/events/module.h>\n",
         f"#include <trace/events/module.h>\n\n#include {tree.internal_h_include}\n",
         "the include of trace/events/module.h")
+    check = render("kmod.dups_check.c.j2", variant=variant)
+    trace = "\ttrace_module_request(module_name, wait, _RET_IP_);\n\n"
+    call = "\tret = call_modprobe(module_name, wait ? UMH_WAIT_PROC : UMH_WAIT_EXEC);\n\n"
+    if variant == "as-posted":
+        return _posted_hooks(tree, text, check, trace, call)
+
+    # The first request holds its entry (a token) from the check on and
+    # announces once, at the single exit of __request_module(): every
+    # early return after the check becomes a jump there.
+    sub("\tchar module_name[MODULE_NAME_LEN];\n\tint ret;\n",
+        "\tchar module_name[MODULE_NAME_LEN];\n\tstruct kmod_dup_req *first;\n\tint ret, dup_ret;\n",
+        "__request_module()'s locals")
+    sub(trace, "", "the module_request tracepoint in __request_module()")
+    sub("\tret = security_kernel_module_request(module_name);\n\tif (ret)\n\t\treturn ret;\n\n",
+        "\tret = security_kernel_module_request(module_name);\n\tif (ret)\n\t\treturn ret;\n\n"
+        + check + "\n", "the security_kernel_module_request() check")
+    if tree.throttle == "atomic":
+        sub("\t\t\treturn -ETIME;\n", "\t\t\tret = -ETIME;\n\t\t\tgoto out;\n",
+            "the -ETIME exit of the concurrency limit")
+        sub("giving up\", module_name);\n\t\t\treturn ret;\n", "giving up\", module_name);\n\t\t\tgoto out;\n",
+            "the fatal-signal exit of the concurrency limit")
+    else:
+        match = re.search(r"\tret = down_timeout\(&kmod_concurrent_max,.*?\n\t\t(return ret;)\n", text, re.S)
+        if not match:
+            raise UserError(f"{where}: cannot find the down_timeout() exit of the concurrency limit")
+        text = text[: match.start(1)] + "goto out;" + text[match.end(1):]
+    sub(call, call.replace("UMH_WAIT_EXEC);", "UMH_WAIT_EXEC, first);"), "the call_modprobe() in __request_module()")
+    sub("\n\treturn ret;\n}\nEXPORT_SYMBOL(__request_module);",
+        "\nout:\n\tkmod_dup_request_announce(first, ret);\n\treturn ret;\n}\nEXPORT_SYMBOL(__request_module);",
+        "the end of __request_module()")
+
+    # call_modprobe() tells dups.c when nothing but the exec is left, the
+    # point from which a request_module_nowait() may count on it.
+    sub("static int call_modprobe(char *module_name, int wait)\n",
+        "static int call_modprobe(char *module_name, int wait, struct kmod_dup_req *first)\n",
+        "call_modprobe()'s signature")
+    sub("\treturn call_usermodehelper_exec(info, wait | UMH_KILLABLE);\n",
+        "\tkmod_dup_request_started(first);\n\treturn call_usermodehelper_exec(info, wait | UMH_KILLABLE);\n",
+        "call_usermodehelper_exec() in call_modprobe()")
+    return text
+
+
+def _posted_hooks(tree: BaseTree, text: str, check: str, trace: str, call: str) -> str:
+    """The hooks as posted: the check after the concurrency limit (a
+    duplicate gives its modprobe slot back on the way out) and the result
+    announced by name from call_modprobe()."""
+    where = tree.kmod_c
+
+    def sub(old: str, new: str, what: str) -> None:
+        nonlocal text
+        text = _replace_once(text, old, new, where, what)
 
     # call_modprobe(): the kstrdup()ed copy belongs to the usermode helper
     # and is freed with argv once modprobe has been exec'ed (UMH_WAIT_EXEC),
@@ -78,11 +129,8 @@ def kmod_c(tree: BaseTree, variant: str) -> str:
         "\tmodprobe_arg = kstrdup(module_name, GFP_KERNEL);\n\tif (!modprobe_arg)\n",
         "the kstrdup() of the module name")
     sub("\targv[3] = module_name;", "\targv[3] = modprobe_arg;", "argv[3]")
-    # The hardened first request tells dups.c when it is about to exec
-    # modprobe: only then may a request_module_nowait() rely on it.
-    started = "\tkmod_dup_request_started(module_name);\n" if variant == "hardened" else ""
     sub("\treturn call_usermodehelper_exec(info, wait | UMH_KILLABLE);\n",
-        started + "\tret = call_usermodehelper_exec(info, wait | UMH_KILLABLE);\n"
+        "\tret = call_usermodehelper_exec(info, wait | UMH_KILLABLE);\n"
         "\tkmod_dup_request_announce(module_name, ret);\n\treturn ret;\n",
         "call_usermodehelper_exec() in call_modprobe()")
     sub("free_module_name:\n\tkfree(module_name);\n", "free_module_name:\n\tkfree(modprobe_arg);\n",
@@ -90,36 +138,9 @@ def kmod_c(tree: BaseTree, variant: str) -> str:
     sub("out:\n\treturn -ENOMEM;\n}\n",
         "out:\n\tkmod_dup_request_announce(module_name, -ENOMEM);\n\treturn -ENOMEM;\n}\n",
         "call_modprobe()'s -ENOMEM exit")
-
     sub("\tchar module_name[MODULE_NAME_LEN];\n\tint ret;\n",
         "\tchar module_name[MODULE_NAME_LEN];\n\tint ret, dup_ret;\n", "__request_module()'s locals")
-    check = render("kmod.dups_check.c.j2", variant=variant)
-    trace = "\ttrace_module_request(module_name, wait, _RET_IP_);\n\n"
-    call = "\tret = call_modprobe(module_name, wait ? UMH_WAIT_PROC : UMH_WAIT_EXEC);\n\n"
-    if variant == "as-posted":
-        # As posted: the check sits after the concurrency limit, so a
-        # duplicate gives its modprobe slot back on the way out.
-        sub(trace + call, trace + check + "\n" + call + "out:\n", "the call_modprobe() in __request_module()")
-        return text
-
-    sub(trace, "", "the module_request tracepoint in __request_module()")
-    sub("\tret = security_kernel_module_request(module_name);\n\tif (ret)\n\t\treturn ret;\n\n",
-        "\tret = security_kernel_module_request(module_name);\n\tif (ret)\n\t\treturn ret;\n\n"
-        + check + "\n", "the security_kernel_module_request() check")
-    # The first request now owns its entry before it waits for a slot: the
-    # throttle's failure exits must announce, or duplicates wait forever.
-    announce = "kmod_dup_request_announce(module_name, {ret});\n"
-    if tree.throttle == "atomic":
-        sub("\t\t\treturn -ETIME;\n", "\t\t\t" + announce.format(ret="-ETIME") + "\t\t\treturn -ETIME;\n",
-            "the -ETIME exit of the concurrency limit")
-        sub("giving up\", module_name);\n\t\t\treturn ret;\n",
-            "giving up\", module_name);\n\t\t\t" + announce.format(ret="ret") + "\t\t\treturn ret;\n",
-            "the fatal-signal exit of the concurrency limit")
-    else:
-        match = re.search(r"\tret = down_timeout\(&kmod_concurrent_max,.*?\n(\t\treturn ret;\n)", text, re.S)
-        if not match:
-            raise UserError(f"{where}: cannot find the down_timeout() exit of the concurrency limit")
-        text = text[: match.start(1)] + "\t\t" + announce.format(ret="ret") + text[match.start(1):]
+    sub(trace + call, trace + check + "\n" + call + "out:\n", "the call_modprobe() in __request_module()")
     return text
 
 

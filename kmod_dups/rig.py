@@ -88,8 +88,9 @@ class BuildConfig:
     linger_ms: float = DEFAULT_LINGER_MS
     wait_state: bool = True  # dups.c uses wait_for_completion_state(); False: the killable fallback
     cc: str = "gcc"
-    # A dups.c template file to render instead of the variant's (tests keep
-    # earlier versions of the hardened code pinned, to show their defects).
+    # A folder with an earlier version's dups.c template (dups.c.j2) and
+    # generated kmod.c, built instead of the variant's (tests keep the first
+    # hardened version pinned, to show its defects).
     pinned: Path | None = None
 
     def __post_init__(self) -> None:
@@ -102,7 +103,13 @@ class BuildConfig:
     def name(self) -> str:
         """The binary's variant name: rig-<name>."""
         name = self.variant if self.wait_state else f"{self.variant}-killable"
-        return f"{name}-{self.pinned.name.removesuffix('.j2')}" if self.pinned else name
+        return f"{name}-{self.pinned.name}" if self.pinned else name
+
+    @property
+    def dups_api(self) -> int:
+        """The hooks' shape (the rig's module/internal.h): 2 for today's
+        hardened variant, 1 for the posted hooks and pinned versions."""
+        return 2 if self.variant == "hardened" and self.pinned is None else 1
 
     @property
     def jiffy_ns(self) -> int:
@@ -144,16 +151,18 @@ def rig_kmod_c(variant: str, apis: KernelApis) -> str:
     return kmod_c(tree, variant)
 
 
+def _read_pinned(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as err:
+        raise UserError(f"pinned version {path}: {err.strerror}") from None
+
+
 def render_pinned(template: Path, apis: KernelApis) -> str:
     from kmod_dups.codegen.render import environment
 
-    env = environment()
-    try:
-        source = template.read_text()
-    except OSError as err:
-        raise UserError(f"pinned dups.c template {template}: {err.strerror}") from None
-    return env.from_string(source).render(has_wait_for_completion_state=apis.has_wait_for_completion_state,
-                                          delete_delay="60 * HZ")
+    return environment().from_string(_read_pinned(template)).render(
+        has_wait_for_completion_state=apis.has_wait_for_completion_state, delete_delay="60 * HZ")
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -185,13 +194,16 @@ def build(config: BuildConfig, *, root: Path | None = None, jobs: int = 2,
     log = out / f"build-{config.name}.log"
     with cache.locked(f"rig-{out.name}"):
         apis = KernelApis(has_wait_for_completion_state=config.wait_state)
-        _write_if_changed(dups_c, render_pinned(config.pinned, apis) if config.pinned
-                          else render_dups_c(config.variant, apis))
-        _write_if_changed(kmod_c, rig_kmod_c(config.variant, apis))
+        if config.pinned:
+            _write_if_changed(dups_c, render_pinned(config.pinned / "dups.c.j2", apis))
+            _write_if_changed(kmod_c, _read_pinned(config.pinned / "kmod.c"))
+        else:
+            _write_if_changed(dups_c, render_dups_c(config.variant, apis))
+            _write_if_changed(kmod_c, rig_kmod_c(config.variant, apis))
         if progress:
             progress(f"building {binary} ({config.sanitizer})")
         cmd = ["make", "-C", str(src), f"-j{max(1, jobs)}", f"O={out}", f"VARIANT={config.name}",
-               f"DUPS_C={dups_c}", f"KMOD_C={kmod_c}", f"SANITIZER={config.sanitizer}", f"JIFFY_NS={config.jiffy_ns}",
+               f"DUPS_C={dups_c}", f"KMOD_C={kmod_c}", f"DUPS_API={config.dups_api}", f"SANITIZER={config.sanitizer}", f"JIFFY_NS={config.jiffy_ns}",
                f"HZ={HZ}", f"CC={config.cc}"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         log.write_text(f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")

@@ -70,29 +70,36 @@ def test_render_every_layout(layout_tree, variant: str) -> None:
 
     assert files[basetree.MODULE_MAKEFILE].endswith("obj-$(CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS) += dups.o\n")
     header = files[basetree.INTERNAL_H]
-    assert "bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret);" in header
-    assert "static inline void kmod_dup_request_announce(char *module_name, int ret)" in header
-
     kmod = files[kmod_rel]
     include = '"internal.h"' if layout.kmod_in_module_dir else '"module/internal.h"'
     assert f"#include {include}\n" in kmod
     call_modprobe = kmod[kmod.index("static int call_modprobe("):kmod.index("int __request_module(")]
-    # Announced on success and on the allocation failures, never with the
-    # helper's copy of the name (freed once modprobe is exec'ed).
-    assert call_modprobe.count("kmod_dup_request_announce(module_name,") == 2
-    assert "kmod_dup_request_announce(modprobe_arg" not in call_modprobe
     request = kmod[kmod.index("int __request_module("):]
-    check = request.index("kmod_dup_request_exists_wait(module_name, wait, &dup_ret)")
     limit = request.index("down_timeout(" if layout.semaphore else "atomic_dec_if_positive(")
     assert request.count("trace_module_request(") == 1
-    assert request.index("trace_module_request(") < check
     if variant == "hardened":
-        # Duplicates never take a modprobe slot; every exit of the limit
-        # announces, so waiters are never stranded.
-        assert check < limit
-        exits = 1 if layout.semaphore else 2
-        assert request.count("kmod_dup_request_announce(") == exits
+        assert "bool kmod_dup_request_exists_wait(const char *module_name, bool wait, int *dup_ret,\n" \
+               "\t\t\t\t  struct kmod_dup_req **first);" in header
+        assert "static inline void kmod_dup_request_announce(struct kmod_dup_req *first, int ret)" in header
+        # The first request holds its entry and announces once, at the one
+        # exit of __request_module(); every exit of the limit jumps there.
+        # It tells dups.c when only the exec is left.
+        check = request.index("kmod_dup_request_exists_wait(module_name, wait, &dup_ret, &first)")
+        assert request.index("trace_module_request(") < check < limit
+        assert "kmod_dup_request_announce" not in call_modprobe
+        assert request.count("kmod_dup_request_announce(") == 1
+        assert "\nout:\n\tkmod_dup_request_announce(first, ret);\n\treturn ret;\n}\n" in request
+        assert "\t\treturn" not in request[limit:], "an exit of the limit returns without announcing"
+        assert call_modprobe.index("kmod_dup_request_started(first);\n\treturn call_usermodehelper_exec(") > 0
     else:
+        assert "bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret);" in header
+        assert "static inline void kmod_dup_request_announce(char *module_name, int ret)" in header
+        # Announced on success and on the allocation failures, never with the
+        # helper's copy of the name (freed once modprobe is exec'ed).
+        assert call_modprobe.count("kmod_dup_request_announce(module_name,") == 2
+        assert "kmod_dup_request_announce(modprobe_arg" not in call_modprobe
+        check = request.index("kmod_dup_request_exists_wait(module_name, wait, &dup_ret)")
+        assert request.index("trace_module_request(") < check
         assert limit < check
         assert "goto out;" in request and "\nout:\n" in request
         release = "up(&kmod_concurrent_max)" if layout.semaphore else "atomic_inc(&kmod_concurrent_max)"

@@ -131,7 +131,7 @@ def test_the_first_requests_enomem_is_its_waiters_result(build: Builder, tmp_pat
 # --- every modprobe slot busy (kmod.c's 50 and its 5 s timeout) ---------------
 
 SLOTS_LINGER_MS = 6000  # a 400 us jiffy: the 5 * HZ slot timeout lasts 500 ms
-PINNED_V1 = Path(__file__).parent / "data/pinned/dups.c.hardened-v1.j2"
+PINNED_V1 = Path(__file__).parent / "data/pinned/hardened-v1"
 
 
 @needs_toolchain

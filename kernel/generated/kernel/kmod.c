@@ -68,11 +68,9 @@ static void free_modprobe_argv(struct subprocess_info *info)
 	kfree(info->argv);
 }
 
-static int call_modprobe(char *module_name, int wait)
+static int call_modprobe(char *module_name, int wait, struct kmod_dup_req *first)
 {
 	struct subprocess_info *info;
-	char *modprobe_arg;
-	int ret;
 	static char *envp[] = {
 		"HOME=/",
 		"TERM=linux",
@@ -84,14 +82,14 @@ static int call_modprobe(char *module_name, int wait)
 	if (!argv)
 		goto out;
 
-	modprobe_arg = kstrdup(module_name, GFP_KERNEL);
-	if (!modprobe_arg)
+	module_name = kstrdup(module_name, GFP_KERNEL);
+	if (!module_name)
 		goto free_argv;
 
 	argv[0] = modprobe_path;
 	argv[1] = "-q";
 	argv[2] = "--";
-	argv[3] = modprobe_arg;	/* check free_modprobe_argv() */
+	argv[3] = module_name;	/* check free_modprobe_argv() */
 	argv[4] = NULL;
 
 	info = call_usermodehelper_setup(modprobe_path, argv, envp, GFP_KERNEL,
@@ -99,17 +97,14 @@ static int call_modprobe(char *module_name, int wait)
 	if (!info)
 		goto free_module_name;
 
-	kmod_dup_request_started(module_name);
-	ret = call_usermodehelper_exec(info, wait | UMH_KILLABLE);
-	kmod_dup_request_announce(module_name, ret);
-	return ret;
+	kmod_dup_request_started(first);
+	return call_usermodehelper_exec(info, wait | UMH_KILLABLE);
 
 free_module_name:
-	kfree(modprobe_arg);
+	kfree(module_name);
 free_argv:
 	kfree(argv);
 out:
-	kmod_dup_request_announce(module_name, -ENOMEM);
 	return -ENOMEM;
 }
 
@@ -133,6 +128,7 @@ int __request_module(bool wait, const char *fmt, ...)
 {
 	va_list args;
 	char module_name[MODULE_NAME_LEN];
+	struct kmod_dup_req *first;
 	int ret, dup_ret;
 
 	/*
@@ -163,10 +159,11 @@ int __request_module(bool wait, const char *fmt, ...)
 	 * only waits for the first request and never runs modprobe, so
 	 * letting it hold one of the MAX_KMOD_CONCURRENT slots while it
 	 * waits would let a storm of duplicates starve requests for other
-	 * modules. If this request is the first, it announces its result
-	 * on every path from here on, or its duplicates would wait forever.
+	 * modules. If this request is the first, it gets the entry and
+	 * announces its result at the one exit below, or its duplicates
+	 * would wait forever.
 	 */
-	if (kmod_dup_request_exists_wait(module_name, wait, &dup_ret))
+	if (kmod_dup_request_exists_wait(module_name, wait, &dup_ret, &first))
 		return dup_ret;
 
 	if (atomic_dec_if_positive(&kmod_concurrent_max) < 0) {
@@ -179,20 +176,21 @@ int __request_module(bool wait, const char *fmt, ...)
 		if (!ret) {
 			pr_warn_ratelimited("request_module: modprobe %s cannot be processed, kmod busy with %d threads for more than %d seconds now",
 					    module_name, MAX_KMOD_CONCURRENT, MAX_KMOD_ALL_BUSY_TIMEOUT);
-			kmod_dup_request_announce(module_name, -ETIME);
-			return -ETIME;
+			ret = -ETIME;
+			goto out;
 		} else if (ret == -ERESTARTSYS) {
 			pr_warn_ratelimited("request_module: sigkill sent for modprobe %s, giving up", module_name);
-			kmod_dup_request_announce(module_name, ret);
-			return ret;
+			goto out;
 		}
 	}
 
-	ret = call_modprobe(module_name, wait ? UMH_WAIT_PROC : UMH_WAIT_EXEC);
+	ret = call_modprobe(module_name, wait ? UMH_WAIT_PROC : UMH_WAIT_EXEC, first);
 
 	atomic_inc(&kmod_concurrent_max);
 	wake_up(&kmod_wq);
 
+out:
+	kmod_dup_request_announce(first, ret);
 	return ret;
 }
 EXPORT_SYMBOL(__request_module);

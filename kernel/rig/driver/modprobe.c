@@ -29,7 +29,6 @@
 #include <rig/rig.h>
 
 #include "driver.h"
-#include "internal.h"
 
 #define RIG_MAX_MODULES		4096
 
@@ -106,16 +105,11 @@ void rig_module_set_fail_next(struct rig_module *mod, unsigned int n)
 	pthread_mutex_unlock(&mod->lock);
 }
 
-/* A dups.c without the hook (as posted, the first hardened version). */
-__attribute__((weak)) void kmod_dup_request_started(char *module_name)
+void rig_note_announce(const char *name, int ret, bool done, bool first)
 {
-}
+	struct rig_module *mod = name ? rig_module_find(name) : NULL;
 
-void rig_note_announce(const char *name, int ret, bool done)
-{
-	struct rig_module *mod = rig_module_find(name);
-
-	if (mod && ret == -ENOMEM && current->kmod_owner_hint)
+	if (mod && ret == -ENOMEM && first)
 		__atomic_fetch_add(done ? &mod->owner_nomem_done : &mod->owner_nomem, 1,
 				   __ATOMIC_SEQ_CST);
 }

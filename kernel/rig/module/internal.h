@@ -7,57 +7,70 @@
  * dups.c, which does not include it, is also compiled against the
  * prototypes kmod.c calls. It must therefore not pull in <linux/printk.h>
  * before dups.c had a chance to define pr_fmt().
+ *
+ * RIG_DUPS_API picks the hooks: 1 for the posted ones (and the first
+ * hardened version's), by name from kmod.c's exits; 2 for today's hardened
+ * ones, where the first request holds its entry and announces it once.
  */
 #ifndef _RIG_KERNEL_MODULE_INTERNAL_H
 #define _RIG_KERNEL_MODULE_INTERNAL_H
 
 #include <linux/types.h>
 
-#ifdef CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS
-bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret);
-/* The hardened variant's; the driver has a weak no-op for the others. */
-void kmod_dup_request_started(char *module_name);
-void kmod_dup_request_announce(char *module_name, int ret);
-#else
-static inline bool kmod_dup_request_exists_wait(char *module_name, bool wait,
-						int *dup_ret)
-{
-	return false;
-}
+#ifndef RIG_DUPS_API
+#define RIG_DUPS_API 1
+#endif
 
-static inline void kmod_dup_request_announce(char *module_name, int ret)
-{
-}
+#if RIG_DUPS_API >= 2
+struct kmod_dup_req;
+
+bool kmod_dup_request_exists_wait(const char *module_name, bool wait, int *dup_ret,
+				  struct kmod_dup_req **first);
+void kmod_dup_request_started(struct kmod_dup_req *first);
+void kmod_dup_request_announce(struct kmod_dup_req *first, int ret);
+#else
+bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret);
+void kmod_dup_request_announce(char *module_name, int ret);
 #endif
 
 /*
- * In kmod.c only: note in current whether the request was a duplicate
- * (the hook's answer), for the driver's checks. The macro's own name is
- * not expanded again inside it, so the real hook is called.
+ * In kmod.c only: note in current what the request did, for the driver's
+ * checks: whether it was a duplicate (the hook's answer), and an announce
+ * of -ENOMEM by a first request, before any waiter can see it and after
+ * every waiter could. A macro's own name is not expanded again inside it,
+ * so the real hooks are called.
  */
 #ifdef RIG_KMOD_C
 #include <linux/sched.h>
 
-static inline bool rig_note_dup(bool dup)
+void rig_note_announce(const char *name, int ret, bool done, bool first);
+
+static inline bool rig_note_dup(const char *name, bool dup)
 {
+	current->kmod_name = name;
 	current->kmod_dup = dup;
 	return dup;
 }
 
-#define kmod_dup_request_exists_wait(name, wait, dup_ret) \
-	rig_note_dup(kmod_dup_request_exists_wait(name, wait, dup_ret))
+#if RIG_DUPS_API >= 2
+#define kmod_dup_request_exists_wait(name, wait, dup_ret, first) \
+	rig_note_dup(name, kmod_dup_request_exists_wait(name, wait, dup_ret, first))
 
-/*
- * Noted around the hook: the start before any waiter can see the result,
- * the end after every waiter it had could.
- */
-void rig_note_announce(const char *name, int ret, bool done);
+#define kmod_dup_request_announce(first, ret) do {			\
+	rig_note_announce(current->kmod_name, ret, false, first);	\
+	kmod_dup_request_announce(first, ret);				\
+	rig_note_announce(current->kmod_name, ret, true, first);	\
+} while (0)
+#else
+#define kmod_dup_request_exists_wait(name, wait, dup_ret) \
+	rig_note_dup(name, kmod_dup_request_exists_wait(name, wait, dup_ret))
 
 #define kmod_dup_request_announce(name, ret) do {			\
-	rig_note_announce(name, ret, false);				\
+	rig_note_announce(name, ret, false, current->kmod_owner_hint);	\
 	kmod_dup_request_announce(name, ret);				\
-	rig_note_announce(name, ret, true);				\
+	rig_note_announce(name, ret, true, current->kmod_owner_hint);	\
 } while (0)
 #endif
+#endif /* RIG_KMOD_C */
 
 #endif /* _RIG_KERNEL_MODULE_INTERNAL_H */

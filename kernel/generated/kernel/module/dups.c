@@ -4,8 +4,17 @@
  *
  * Copyright (C) 2023 Luis Chamberlain <mcgrof@kernel.org>
  *
- * Hardened variant: the logic of the version posted to the list, with
- * its lifetime and ownership races fixed. Each fix is marked "Fix:" below.
+ * A request_module() for a module that another request_module() is
+ * already loading waits for that first request and returns its result,
+ * so that concurrent requests cost one modprobe instead of one each.
+ *
+ * Invariants:
+ * - An entry is on dup_kmod_reqs from its first request's registration
+ *   until that request announces its result, and only then. The list
+ *   holds one reference and each waiting duplicate one.
+ * - Only the first request holds the entry (kmod_dup_request_exists_wait()
+ *   hands it out), so only it marks the entry started and announces; it
+ *   announces exactly once, on every path out of __request_module().
  */
 
 #define pr_fmt(fmt) "module: " fmt
@@ -30,13 +39,8 @@ static bool enable_dups_trace = IS_ENABLED(CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS_TRA
 module_param(enable_dups_trace, bool_enable_only, 0644);
 
 /*
- * Protects dup_kmod_reqs and the list linkage of its entries. Every lookup,
- * insertion and removal happens under this mutex, so the list needs no RCU.
- *
- * Fix: the posted version removed entries with list_del_rcu() followed by
- * synchronize_rcu() while holding this mutex, stalling every module request
- * in the system for a grace period on each removal although no reader ever
- * walked the list outside the mutex.
+ * Protects dup_kmod_reqs, the list linkage of its entries and their
+ * @started flags. No reader walks the list without it, so it needs no RCU.
  */
 static DEFINE_MUTEX(kmod_dup_mutex);
 static LIST_HEAD(dup_kmod_reqs);
@@ -45,20 +49,17 @@ static LIST_HEAD(dup_kmod_reqs);
  * struct kmod_dup_req - a request_module() in flight that others may wait on
  * @list: entry in dup_kmod_reqs, only while the first request is running
  * @kref: one reference for the list, one for each waiting duplicate
- * @owner: the task that created the entry and runs modprobe for it
- * @name: the requested module name
- * @first_req_done: completed once @owner has announced its result
+ * @name: the requested module name, as the first request spelled it
+ * @first_req_done: completed once the first request has announced
  * @dup_ret: the first request's return value, valid after @first_req_done
- * @owner_killed: @owner had a fatal signal pending when it announced, so
- *	@dup_ret is about @owner, not about the module
- * @started: @owner has its modprobe slot and is about to exec modprobe;
- *	only from then on is a request_module_nowait() for the module
- *	served by it
+ * @owner_killed: the first request had a fatal signal pending when it
+ *	announced, so @dup_ret is about that task, not about the module
+ * @started: the first request has its modprobe slot and is about to exec
+ *	modprobe; only from then on does it serve a request_module_nowait()
  */
 struct kmod_dup_req {
 	struct list_head list;
 	struct kref kref;
-	struct task_struct *owner;
 	char name[MODULE_NAME_LEN];
 	struct completion first_req_done;
 	int dup_ret;
@@ -96,12 +97,14 @@ static void kmod_dup_request_put(struct kmod_dup_req *kmod_req)
 	kref_put(&kmod_req->kref, kmod_dup_request_release);
 }
 
-bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret)
+bool kmod_dup_request_exists_wait(const char *module_name, bool wait, int *dup_ret,
+				  struct kmod_dup_req **first)
 {
 	struct kmod_dup_req *kmod_req, *new_kmod_req;
 	bool warned = false, retried = false;
 	int ret;
 
+	*first = NULL;
 again:
 	/*
 	 * Allocate before taking the mutex so that the allocation does not
@@ -133,19 +136,10 @@ again:
 		strscpy(new_kmod_req->name, module_name, sizeof(new_kmod_req->name));
 		kref_init(&new_kmod_req->kref);
 		init_completion(&new_kmod_req->first_req_done);
-		/*
-		 * Fix: only the task that created the entry may announce the
-		 * result. In the posted version any request for the same name
-		 * could announce it, so a request_module_nowait() that started
-		 * before this entry existed completed the waiters early with
-		 * its own return value (that of exec, not of modprobe), and
-		 * could queue work on an entry whose delayed delete was about
-		 * to free it.
-		 */
-		new_kmod_req->owner = current;
 		list_add(&new_kmod_req->list, &dup_kmod_reqs);
 		mutex_unlock(&kmod_dup_mutex);
 		pr_debug("New request_module() for %s\n", module_name);
+		*first = new_kmod_req;
 		return false;
 	}
 
@@ -164,12 +158,7 @@ again:
 		return false;
 	}
 
-	/*
-	 * Fix: hold a reference for as long as we look at the entry. The
-	 * posted version used it after dropping the mutex with no reference,
-	 * so the delayed delete could free it under a waiter that had not yet
-	 * been scheduled to read its result.
-	 */
+	/* A waiter holds a reference for as long as it looks at the entry. */
 	if (wait)
 		kref_get(&kmod_req->kref);
 	mutex_unlock(&kmod_dup_mutex);
@@ -230,47 +219,38 @@ again:
 	return true;
 }
 
-void kmod_dup_request_started(char *module_name)
+void kmod_dup_request_started(struct kmod_dup_req *first)
 {
-	struct kmod_dup_req *kmod_req;
+	if (!first)
+		return;
 
 	mutex_lock(&kmod_dup_mutex);
-	kmod_req = kmod_dup_request_lookup(module_name);
-	if (kmod_req && kmod_req->owner == current)
-		kmod_req->started = true;
+	first->started = true;
 	mutex_unlock(&kmod_dup_mutex);
 }
 
-void kmod_dup_request_announce(char *module_name, int ret)
+void kmod_dup_request_announce(struct kmod_dup_req *first, int ret)
 {
-	struct kmod_dup_req *kmod_req;
-
-	mutex_lock(&kmod_dup_mutex);
-	kmod_req = kmod_dup_request_lookup(module_name);
-	if (!kmod_req || kmod_req->owner != current) {
-		mutex_unlock(&kmod_dup_mutex);
+	/* An untracked request has nothing to announce and takes no lock. */
+	if (!first)
 		return;
-	}
 
 	/*
-	 * Fix: stop tracking the module as soon as its first request is
-	 * done, as the Kconfig help promises. The posted version kept the
-	 * entry for 60 seconds after completion, so a module that was loaded,
-	 * unloaded and requested again within that time got the stale result
-	 * and was not loaded at all. New requests now run modprobe, which
-	 * returns at once for a module that is already loaded.
+	 * Tracking ends with the first request: a later request runs
+	 * modprobe, which returns at once for a module that is loaded by now
+	 * and loads one that was unloaded since.
 	 */
-	list_del(&kmod_req->list);
+	mutex_lock(&kmod_dup_mutex);
+	list_del(&first->list);
 	mutex_unlock(&kmod_dup_mutex);
 
 	/*
-	 * The owner is on its way back to its caller already, so there is no
-	 * reason to defer the completion to a workqueue as the posted version
-	 * did; complete_all() orders the store of dup_ret before any waiter
-	 * wakes up and reads it.
+	 * The first request is on its way back to its caller, so it completes
+	 * the waiters itself; complete_all() orders the stores of dup_ret and
+	 * owner_killed before any waiter wakes up and reads them.
 	 */
-	kmod_req->dup_ret = ret;
-	kmod_req->owner_killed = fatal_signal_pending(current);
-	complete_all(&kmod_req->first_req_done);
-	kmod_dup_request_put(kmod_req);
+	first->dup_ret = ret;
+	first->owner_killed = fatal_signal_pending(current);
+	complete_all(&first->first_req_done);
+	kmod_dup_request_put(first);
 }

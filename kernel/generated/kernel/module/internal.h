@@ -304,22 +304,27 @@ static inline int same_magic(const char *amagic, const char *bmagic, bool has_cr
 }
 #endif /* CONFIG_MODVERSIONS */
 
+struct kmod_dup_req;
+
 #ifdef CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS
-bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret);
-void kmod_dup_request_started(char *module_name);
-void kmod_dup_request_announce(char *module_name, int ret);
+bool kmod_dup_request_exists_wait(const char *module_name, bool wait, int *dup_ret,
+				  struct kmod_dup_req **first);
+void kmod_dup_request_started(struct kmod_dup_req *first);
+void kmod_dup_request_announce(struct kmod_dup_req *first, int ret);
 #else
-static inline bool kmod_dup_request_exists_wait(char *module_name,
-						bool wait, int *dup_ret)
+static inline bool kmod_dup_request_exists_wait(const char *module_name, bool wait,
+						int *dup_ret,
+						struct kmod_dup_req **first)
 {
+	*first = NULL;
 	return false;
 }
 
-static inline void kmod_dup_request_started(char *module_name)
+static inline void kmod_dup_request_started(struct kmod_dup_req *first)
 {
 }
 
-static inline void kmod_dup_request_announce(char *module_name, int ret)
+static inline void kmod_dup_request_announce(struct kmod_dup_req *first, int ret)
 {
 }
 #endif /* CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS */

@@ -56,6 +56,7 @@ struct task_struct {
 	bool kmod_traced;
 	/* Set by the driver: a request_module() whose first allocation succeeds. */
 	bool kmod_owner_hint;
+	const char *kmod_name;		/* the request's name, during __request_module() */
 };
 
 extern __thread struct task_struct *rig_current;
