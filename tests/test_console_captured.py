@@ -21,7 +21,7 @@ DATA = Path(__file__).parent / "data"
 GENERATED_DUPS_C = Path(__file__).parent.parent / "kernel/generated/kernel/module/dups.c"
 
 # The hardened dups.c the debug kernel carried at capture: its WARN() site.
-CAPTURED_SITES = frozenset({173})
+CAPTURED_SITES = frozenset({181})
 DUPS_WARNINGS = 23
 
 
@@ -77,7 +77,7 @@ def test_wrong_site_flags_every_dups_warning():
 def test_a_line_from_another_report_inside_a_dups_block_is_found():
     """Put the refcount message into the same printer's dups block."""
     lines = (DATA / "console-splat-none.log").read_text().splitlines()
-    first = next(i for i, text in enumerate(lines) if "kernel/module/dups.c:173" in text)
+    first = next(i for i, text in enumerate(lines) if "kernel/module/dups.c:181" in text)
     caller = lines[first].split("]")[1] + "]"
     lines.insert(first + 3, f"[   35.500000]{caller} refcount_t: underflow; use-after-free.")
     report = console.classify("\n".join(lines) + "\n", CAPTURED_SITES)
