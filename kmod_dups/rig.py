@@ -159,10 +159,10 @@ def _read_pinned(path: Path) -> str:
 
 
 def render_pinned(template: Path, apis: KernelApis) -> str:
-    from kmod_dups.codegen.render import environment
+    from kmod_dups.codegen.render import POSTED_DELETE_DELAY, environment
 
     return environment().from_string(_read_pinned(template)).render(
-        has_wait_for_completion_state=apis.has_wait_for_completion_state, delete_delay="60 * HZ")
+        has_wait_for_completion_state=apis.has_wait_for_completion_state, delete_delay=POSTED_DELETE_DELAY)
 
 
 def _write_if_changed(path: Path, text: str) -> None:

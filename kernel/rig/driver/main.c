@@ -611,7 +611,6 @@ static int rig_request(struct rig_thread *t, struct rig_module *mod, bool wait,
 	tsk->alloc_budget = budget;
 	tsk->kmod_dup = false;
 	tsk->kmod_ran_modprobe = false;
-	tsk->kmod_traced = false;
 	tsk->kmod_owner_hint = wait && budget == 1;
 	if (killable) {
 		pthread_mutex_lock(&t->kill_lock);

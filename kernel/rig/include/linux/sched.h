@@ -48,12 +48,11 @@ struct task_struct {
 
 	/*
 	 * What the last __request_module() of this task did, noted by the
-	 * rig's hooks around kmod.c (module/internal.h, trace/events/module.h,
-	 * the usermode helper) for the driver's checks; the driver clears them.
+	 * rig's hooks around kmod.c (module/internal.h, the usermode helper)
+	 * for the driver's checks; the driver clears them.
 	 */
 	bool kmod_dup;
 	bool kmod_ran_modprobe;
-	bool kmod_traced;
 	/* Set by the driver: a request_module() whose first allocation succeeds. */
 	bool kmod_owner_hint;
 	const char *kmod_name;		/* the request's name, during __request_module() */
