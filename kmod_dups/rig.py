@@ -50,6 +50,8 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "stress": ("", "(a)-(e) and kill mixed, for long runs"),
     "spellings": ("spelling", "one module asked for as snd-dummy and as snd_dummy"),
     "slots": ("slots", "every modprobe slot busy: a request, 100 duplicates and 5 nowait ones time out"),
+    "recursive": ("recursion", "a softdep's init asks for the module its modprobe is loading"),
+    "flood": ("flood", "48 callers at once, 50 rounds: one warning per burst and its count"),
 }
 
 Progress = Callable[[str], None]

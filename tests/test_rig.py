@@ -180,6 +180,34 @@ def test_the_first_hardened_version_lost_a_nowait_request(tmp_path: Path) -> Non
     assert len(result.details("nowait-lost")) == 5, explain(result)
 
 
+# --- defects 3 and 5 of the second review, reproduced ----------------------
+# Today's hardened dups.c still has both; the fix is on branch
+# wip/hardened-v3, which passes these scenarios.
+
+
+@needs_toolchain
+def test_todays_hardened_waits_for_its_own_modprobe(build: Builder, tmp_path: Path) -> None:
+    """Every module has a post softdep whose init asks for the module: the
+    request comes from the modprobe that the first request waits for, finds
+    the first request's entry and waits for itself. Without dups.c modprobe
+    would find the module live and return 0."""
+    result = run(build("hardened", "address"), tmp_path, "recursive", extra=("--hang-timeout=3",))
+    assert rig.judge(result, "hang").ok, explain(result)
+    assert any("modprobe(" in msg for msg in result.details("hang")), explain(result)
+
+
+@needs_toolchain
+def test_todays_hardened_warns_once_per_duplicate(tmp_path: Path) -> None:
+    """48 callers at once, 50 rounds: each duplicate prints its own warning
+    (a 448-CPU burst would print 447, or 447 WARN splats in trace mode), and
+    no first request reports how many duplicates it served."""
+    built = rig.build(rig.BuildConfig(linger_ms=SLOTS_LINGER_MS))
+    result = rig.run(built, rig.RunRequest(scenario="flood"), log_root=tmp_path)
+    assert rig.judge(result, "flood").ok, explain(result)
+    assert result.stats["dup_warnings"] == result.stats["dup_wait"] > 1000, result.stats
+    assert result.stats["bursts"] == 0, result.stats
+
+
 @needs_toolchain
 @pytest.mark.parametrize("sanitizer", ["address", "thread"])
 def test_as_posted_use_after_free_is_named(build: Builder, tmp_path: Path, sanitizer: str) -> None:

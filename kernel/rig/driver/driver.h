@@ -38,6 +38,12 @@ enum rig_mod_state {
  * @held: modprobe of this module does not return until it is cleared
  * @in_flight: modprobe processes running for it now
  * @overlapped: modprobes that started while another one ran for it
+ * @softdep_post: a module modprobe loads after this one ("softdep post:")
+ * @init_requests: a module this module's init asks for with
+ *	request_module(), from the modprobe process that loads it
+ * @init_calls: such requests made (atomic); @init_bad: those that did not
+ *	return 0 at once as an untracked request (atomic), the last result in
+ *	@init_bad_ret
  * @owner_nomem: first requests (whose dups.c entry was allocated) that
  *	began to announce -ENOMEM, their own allocations for modprobe failing
  *	(atomic); @owner_nomem_done: those that had finished announcing
@@ -58,6 +64,11 @@ struct rig_module {
 	unsigned long overlapped;
 	unsigned long owner_nomem;
 	unsigned long owner_nomem_done;
+	struct rig_module *softdep_post;
+	struct rig_module *init_requests;
+	unsigned long init_calls;
+	unsigned long init_bad;
+	int init_bad_ret;
 };
 
 struct rig_userspace {
@@ -80,8 +91,6 @@ void rig_module_set_fail_next(struct rig_module *mod, unsigned int n);
 void rig_module_hold(struct rig_module *mod, bool held);
 int rig_rmmod(struct rig_module *mod);
 
-/* call_usermodehelper_exec() of "modprobe -q -- name"; @wait is a UMH_* mode. */
-int rig_call_modprobe_helper(const char *name, int wait);
 void rig_umh_start(unsigned int nr_threads);
 bool rig_umh_drain(u64 timeout_ns);
 void rig_umh_stop(void);

@@ -72,6 +72,9 @@ struct rig_opts {
 	unsigned int max_details;
 	bool slots;
 	bool spellings;
+	bool recursive;
+	bool flood;
+	unsigned int rounds;
 	const char *params[16];
 	unsigned int nr_params;
 };
@@ -96,6 +99,8 @@ enum rig_check {
 	CHECK_SLOTS,
 	CHECK_SPELLING,
 	CHECK_NOWAIT_LOST,
+	CHECK_RECURSION,
+	CHECK_FLOOD,
 	NR_CHECKS,
 };
 
@@ -109,7 +114,7 @@ static const struct {
 	[CHECK_NOMEM] = { "nomem", "a duplicate gets -ENOMEM only from its first request's own failed allocations" },
 	[CHECK_EARLY] = { "early", "no duplicate is woken before the first request's modprobe finished" },
 	[CHECK_KILL] = { "kill", "a duplicate that was not killed does not return -ERESTARTSYS" },
-	[CHECK_WARN] = { "warn", "one duplicate warning, naming the module, per duplicate request (or fallback)" },
+	[CHECK_WARN] = { "warn", "a duplicate warns at most once, naming the module; other requests do not warn (but a fallback)" },
 	[CHECK_LEAK] = { "leak", "nothing stays allocated once all requests and work are done" },
 	[CHECK_LOCKDEP] = { "lockdep", "lockdep assertions and RCU-list conditions hold" },
 	[CHECK_MODEL] = { "model", "the rig's model of kmod and modprobe stays consistent" },
@@ -118,6 +123,8 @@ static const struct {
 	[CHECK_SPELLING] = { "spelling", "requests for one module spelled with '-' and with '_' share one modprobe: never two at once" },
 	[CHECK_NOWAIT_LOST] = { "nowait-lost", "a request_module_nowait() that returns 0 gets a modprobe" },
 	[CHECK_SLOTS] = { "slots", "with every modprobe slot busy, a request and its duplicates return within 1.2x the slot timeout" },
+	[CHECK_RECURSION] = { "recursion", "a module init run by the first request's modprobe that asks for that module gets 0 at once, not a wait for itself" },
+	[CHECK_FLOOD] = { "flood", "a burst of duplicates warns once, and its first request reports how many there were" },
 };
 
 static struct {
@@ -247,6 +254,33 @@ static void setup_spellings(struct rig_opts *o)
 	o->requests = 20000;
 }
 
+static void setup_recursive(struct rig_opts *o)
+{
+	/*
+	 * Every module has a post softdep whose init asks for it; reload
+	 * cycles load private modules again and again, each load a window.
+	 */
+	o->recursive = true;
+	o->requests = 2000;
+	o->reload_permille = 500;
+	o->hang_timeout_s = 5;
+}
+
+static void setup_flood(struct rig_opts *o)
+{
+	/*
+	 * 48 callers released at once, 50 times; a slow load keeps them
+	 * together. Fewer than kmod.c's 50 slots, so that the posted hooks,
+	 * which take a slot before the check, are judged on their warnings.
+	 */
+	o->flood = true;
+	o->threads = 48;
+	o->names = 1;
+	o->fail_every = 0;
+	o->rounds = 50;
+	rig_userspace.load_us = 5000;
+}
+
 static const struct rig_scenario rig_scenarios[] = {
 	{ "uaf", "uaf", "(a) waiters stall past the linger: use of a freed entry", setup_uaf },
 	{ "dups", "dup-value", "(b) concurrent waits on modules that load and that fail", setup_dups },
@@ -258,6 +292,8 @@ static const struct rig_scenario rig_scenarios[] = {
 	{ "stress", "", "(a)-(e) and kill mixed, for long runs", setup_stress },
 	{ "spellings", "spelling", "one module asked for as snd-dummy and as snd_dummy", setup_spellings },
 	{ "slots", "slots", "every modprobe slot busy: a request, 100 duplicates and 5 nowait ones time out", setup_slots },
+	{ "recursive", "recursion", "a softdep's init asks for the module its modprobe is loading", setup_recursive },
+	{ "flood", "flood", "48 callers at once, 50 rounds: one warning per burst and its count", setup_flood },
 };
 
 static const struct rig_scenario *rig_scenario_find(const char *name)
@@ -338,7 +374,7 @@ static void rig_usage(FILE *f)
 	fprintf(f,
 		"usage: rig-%s [options]\n"
 		"  --scenario NAME        uaf, dups, reload, nomem, nowait, owner-nomem,\n"
-		"                         kill, stress, spellings, slots\n"
+		"                         kill, stress, spellings, slots, recursive, flood\n"
 		"  --threads N --requests N --seed N\n"
 		"  --names N              shared module names\n"
 		"  --fail-every K         every K-th shared name cannot be loaded (0: none)\n"
@@ -585,6 +621,23 @@ static const char *rig_errname(int ret)
 	return buf;
 }
 
+/* Windows and reports across the run (atomic). */
+static unsigned long rig_dup_warnings;	/* duplicates that printed the warning */
+static unsigned long rig_bursts;	/* first requests that reported duplicates */
+static unsigned long rig_burst_dups;	/* the duplicates they reported */
+
+/* "... duplicate requests for module <name>: <n>, ...": a burst's report */
+static void rig_note_burst_report(const struct task_struct *tsk)
+{
+	const char *p = strstr(tsk->last_info, "duplicate requests for module ");
+	unsigned int n;
+
+	if (p && sscanf(p, "duplicate requests for module %*[^:]: %u", &n) == 1) {
+		__atomic_fetch_add(&rig_bursts, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&rig_burst_dups, n, __ATOMIC_RELAXED);
+	}
+}
+
 static bool rig_warned_about(const struct task_struct *tsk, const char *name)
 {
 	size_t tl = strlen(tsk->last_warn), nl = strlen(name);
@@ -603,7 +656,7 @@ static int rig_request(struct rig_thread *t, struct rig_module *mod, bool wait,
 		       int budget, bool killable, struct rig_req *req)
 {
 	struct task_struct *tsk = current;
-	unsigned long warns = tsk->nr_warn;
+	unsigned long warns = tsk->nr_warn, infos = tsk->nr_info;
 	char spelled[MODULE_NAME_LEN], *p;
 	int ret;
 
@@ -641,12 +694,17 @@ static int rig_request(struct rig_thread *t, struct rig_module *mod, bool wait,
 	rig_task_set_state("driver", NULL);
 
 	/*
-	 * A duplicate warns once. A request that warned and then went on as a
-	 * first request fell back: it found an entry whose result it could not
-	 * use. Its own modprobe may still fail before it runs (no memory).
+	 * A duplicate warns at most once (the hardened code: only the first of
+	 * a burst). A request that warned and then went on as a first request
+	 * fell back: it found an entry whose result it could not use. Its own
+	 * modprobe may still fail before it runs (no memory).
 	 */
 	warns = tsk->nr_warn - warns;
 	req->fallback = !req->dup && warns == 1;
+	if (req->dup && warns == 1)
+		__atomic_fetch_add(&rig_dup_warnings, 1, __ATOMIC_RELAXED);
+	if (tsk->nr_info != infos)
+		rig_note_burst_report(tsk);
 
 	t->stats.requests++;
 	if (wait)
@@ -664,7 +722,7 @@ static int rig_request(struct rig_thread *t, struct rig_module *mod, bool wait,
 	if (req->killed)
 		t->stats.killed++;
 
-	if (!req->fallback && warns != (req->dup ? 1 : 0))
+	if (!req->fallback && warns > (req->dup ? 1 : 0))
 		rig_fail(CHECK_WARN, "%s: %s(%s) %s and printed %lu warnings, the last: %s",
 			 tsk->comm, wait ? "request_module" : "request_module_nowait",
 			 mod->name, req->dup ? "was a duplicate" : "was not a duplicate",
@@ -875,14 +933,37 @@ static void rig_slots_thread(struct rig_thread *t)
 	rig_slots_request(t, t->id < opts.threads - RIG_SLOTS_NOWAIT);
 }
 
+/*
+ * "flood": all threads ask for mod0 at once, then thread 0 unloads it, in
+ * rounds. Each round is one burst or a few (callers that come after the
+ * first request announced start a new one).
+ */
+static pthread_barrier_t rig_round_barrier;
+
+static void rig_flood_thread(struct rig_thread *t)
+{
+	unsigned int round;
+
+	for (round = 0; round < opts.rounds; round++) {
+		pthread_barrier_wait(&rig_round_barrier);
+		rig_shared_request(t, rig_shared[0], true, -1);
+		pthread_barrier_wait(&rig_round_barrier);
+		if (!t->id)
+			rig_rmmod(rig_shared[0]);
+	}
+}
+
 static void *rig_driver_thread(void *arg)
 {
 	struct rig_thread *t = arg;
 
 	__atomic_store_n(&t->task, rig_task_start("rig-%u", t->id), __ATOMIC_RELEASE);
 	pthread_barrier_wait(&rig_start_barrier);
-	if (opts.slots) {
-		rig_slots_thread(t);
+	if (opts.slots || opts.flood) {
+		if (opts.slots)
+			rig_slots_thread(t);
+		else
+			rig_flood_thread(t);
 		rig_task_set_state("done", NULL);
 		return NULL;
 	}
@@ -1067,6 +1148,59 @@ static void rig_collect_bugs(void)
 			 !strcmp(RIG_SANITIZER, "thread") ? "ThreadSanitizer" : "AddressSanitizer");
 }
 
+static unsigned long rig_recursive_inits(void)
+{
+	unsigned long n = 0;
+	unsigned int i;
+
+	for (i = 0; i < rig_nr_modules(); i++)
+		n += __atomic_load_n(&rig_module_by_index(i)->init_calls, __ATOMIC_RELAXED);
+	return n;
+}
+
+static void rig_check_recursion(void)
+{
+	unsigned int i;
+
+	if (!rig_recursive_inits())
+		rig_fail(CHECK_RECURSION, "no module init asked for the module being loaded: the window was not reached");
+	for (i = 0; i < rig_nr_modules(); i++) {
+		struct rig_module *mod = rig_module_by_index(i);
+		unsigned long bad = __atomic_load_n(&mod->init_bad, __ATOMIC_RELAXED);
+
+		if (bad)
+			rig_fail(CHECK_RECURSION, "%s: %lu of its init's requests for %s were duplicates or failed (last %d)",
+				 mod->name, bad, mod->init_requests->name,
+				 __atomic_load_n(&mod->init_bad_ret, __ATOMIC_RELAXED));
+	}
+}
+
+static unsigned long rig_total_dups(void)
+{
+	unsigned long n = 0;
+	unsigned int i;
+
+	for (i = 0; i < opts.threads; i++)
+		n += rig_threads[i].stats.dup_wait + rig_threads[i].stats.dup_nowait;
+	return n;
+}
+
+static void rig_check_flood(unsigned long dups)
+{
+	unsigned long warned = __atomic_load_n(&rig_dup_warnings, __ATOMIC_RELAXED);
+	unsigned long bursts = __atomic_load_n(&rig_bursts, __ATOMIC_RELAXED);
+	unsigned long reported = __atomic_load_n(&rig_burst_dups, __ATOMIC_RELAXED);
+
+	if (!dups)
+		rig_fail(CHECK_FLOOD, "no duplicates in %u rounds: the window was not reached", opts.rounds);
+	if (warned > bursts)
+		rig_fail(CHECK_FLOOD, "%lu duplicates printed the warning for %lu bursts: one per duplicate, not per burst",
+			 warned, bursts);
+	if (reported != dups)
+		rig_fail(CHECK_FLOOD, "the first requests reported %lu duplicates (%lu reports), there were %lu",
+			 reported, bursts, dups);
+}
+
 static void rig_print_stats(u64 elapsed_ns)
 {
 	struct rig_stats sum = { 0 };
@@ -1098,14 +1232,16 @@ static void rig_print_stats(u64 elapsed_ns)
 		unloads += mod->unloads;
 		pthread_mutex_unlock(&mod->lock);
 	}
-	printf("RIG stats requests=%lu threads=%u wall_ms=%.1f req_per_s=%.0f wait=%lu nowait=%lu first=%lu dup_wait=%lu dup_nowait=%lu dup_fallback=%lu dup_owner_nomem=%lu untracked=%lu killed=%lu kills_sent=%lu reload_cycles=%lu modprobe=%lu finit=%lu finit_eexist=%lu rmmod=%lu alloc_failures=%lu warnings=%lu printk_suppressed=%lu\n",
+	printf("RIG stats requests=%lu threads=%u wall_ms=%.1f req_per_s=%.0f wait=%lu nowait=%lu first=%lu dup_wait=%lu dup_nowait=%lu dup_fallback=%lu dup_owner_nomem=%lu untracked=%lu killed=%lu kills_sent=%lu reload_cycles=%lu modprobe=%lu finit=%lu finit_eexist=%lu rmmod=%lu alloc_failures=%lu warnings=%lu printk_suppressed=%lu dup_warnings=%lu bursts=%lu burst_dups=%lu recursive_inits=%lu\n",
 	       sum.requests, opts.threads, elapsed_ns / 1e6,
 	       elapsed_ns ? sum.requests / (elapsed_ns / 1e9) : 0.0,
 	       sum.wait, sum.nowait, sum.first, sum.dup_wait, sum.dup_nowait, sum.fallback,
 	       sum.dup_owner_nomem, sum.untracked, sum.killed, __atomic_load_n(&rig_kills, __ATOMIC_RELAXED),
 	       sum.reload_cycles, runs, finits, finit_dups, unloads,
 	       rig_slab_failures(), rig_printk_count(LOGLEVEL_WARNING),
-	       rig_printk_suppressed());
+	       rig_printk_suppressed(), __atomic_load_n(&rig_dup_warnings, __ATOMIC_RELAXED),
+	       __atomic_load_n(&rig_bursts, __ATOMIC_RELAXED),
+	       __atomic_load_n(&rig_burst_dups, __ATOMIC_RELAXED), rig_recursive_inits());
 }
 
 /* ---- main -------------------------------------------------------------- */
@@ -1142,6 +1278,15 @@ static void rig_make_modules(void)
 			snprintf(name, sizeof(name), "priv%u_%u", i, j);
 			rig_threads[i].private[j] = rig_module_add(name, 0);
 		}
+	/* "recursive": a post softdep for every module, whose init asks for it */
+	for (i = 0, j = rig_nr_modules(); opts.recursive && i < j; i++) {
+		struct rig_module *mod = rig_module_by_index(i), *dep;
+
+		snprintf(name, sizeof(name), "rec%u", i);
+		dep = rig_module_add(name, 0);
+		dep->init_requests = mod;
+		mod->softdep_post = dep;
+	}
 }
 
 int main(int argc, char **argv)
@@ -1168,7 +1313,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!opts.umh_threads)
-		opts.umh_threads = opts.threads + 4;
+		/* "recursive": a helper in a softdep's init waits for another */
+		opts.umh_threads = (opts.recursive ? 2 : 1) * opts.threads + 4;
 
 	rig_seed = opts.seed;
 	rig_perturb_enabled = rig_perturb_cfg.yield_permille || rig_perturb_cfg.sleep_permille;
@@ -1224,6 +1370,7 @@ int main(int argc, char **argv)
 		rig_thread_create(&killer, rig_killer_thread, NULL);
 
 	pthread_barrier_init(&rig_start_barrier, NULL, opts.threads + 1);
+	pthread_barrier_init(&rig_round_barrier, NULL, opts.threads);
 	for (i = 0; i < opts.threads; i++) {
 		rig_threads[i].id = i;
 		pthread_mutex_init(&rig_threads[i].kill_lock, NULL);
@@ -1257,6 +1404,10 @@ int main(int argc, char **argv)
 				 mod->name, overlapped);
 	}
 
+	if (opts.recursive)
+		rig_check_recursion();
+	if (opts.flood)
+		rig_check_flood(rig_total_dups());
 	if (rig_slab_outstanding())
 		rig_fail(CHECK_LEAK, "%ld kmalloc() objects still allocated after all requests returned and all work ran",
 			 rig_slab_outstanding());

@@ -21,6 +21,7 @@
 
 #include <linux/completion.h>
 #include <linux/kernel.h>
+#include <linux/kmod.h>
 #include <linux/list.h>
 #include <linux/moduleparam.h>
 #include <linux/sched.h>
@@ -122,7 +123,11 @@ void rig_module_hold(struct rig_module *mod, bool held)
 	pthread_mutex_unlock(&mod->lock);
 }
 
-/* rmmod: -EBUSY while it is being loaded, -ENOENT if it is not loaded. */
+/*
+ * rmmod: -EBUSY while it is being loaded, -ENOENT if it is not loaded. A
+ * module's post softdep goes with it (modprobe -r), so that the next load
+ * runs the softdep's init again.
+ */
 int rig_rmmod(struct rig_module *mod)
 {
 	int ret = 0;
@@ -135,7 +140,30 @@ int rig_rmmod(struct rig_module *mod)
 		ret = mod->state == RIG_MOD_LOADING ? -EBUSY : -ENOENT;
 	}
 	pthread_mutex_unlock(&mod->lock);
+	if (!ret && mod->softdep_post)
+		rig_rmmod(mod->softdep_post);
 	return ret;
+}
+
+/*
+ * The init of @mod asks for the module whose modprobe is loading it (its
+ * post softdep). That module is live by now, so request_module() must run
+ * its own modprobe and get 0 at once, not wait for the modprobe it runs in.
+ */
+static void rig_module_init(struct rig_module *mod)
+{
+	struct task_struct *tsk = current;
+	int ret;
+
+	if (!mod->init_requests)
+		return;
+	tsk->kmod_dup = false;
+	ret = request_module("%s", mod->init_requests->name);
+	__atomic_fetch_add(&mod->init_calls, 1, __ATOMIC_RELAXED);
+	if (ret || tsk->kmod_dup) {
+		__atomic_store_n(&mod->init_bad_ret, ret, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&mod->init_bad, 1, __ATOMIC_RELAXED);
+	}
 }
 
 static int rig_modprobe_module(struct rig_module *mod)
@@ -167,10 +195,16 @@ static int rig_modprobe_module(struct rig_module *mod)
 	pthread_mutex_unlock(&mod->lock);
 
 	rig_sleep_random_us(rig_userspace.load_us);
+	rig_module_init(mod);
 
 	pthread_mutex_lock(&mod->lock);
 	mod->state = RIG_MOD_LOADED;
 	pthread_cond_broadcast(&mod->cond);
+	pthread_mutex_unlock(&mod->lock);
+	/* libkmod: post softdeps after the module, only by the modprobe that loaded it */
+	if (mod->softdep_post)
+		rig_modprobe_module(mod->softdep_post);
+	return 0;
 out:
 	pthread_mutex_unlock(&mod->lock);
 	return ret;
@@ -200,8 +234,16 @@ static int rig_modprobe(const char *name)
 
 /* ---- usermode helper --------------------------------------------------- */
 
+/*
+ * A job owns the caller's subprocess_info, as kernel/umh.c's work item
+ * does: the info (and with its cleanup kmod.c's argv and whatever its data
+ * holds) is freed by whoever is last, the caller once the helper completed,
+ * or the helper if a killed caller left. The helper runs the info's init in
+ * the new process before the exec.
+ */
 struct rig_umh_job {
 	struct list_head node;
+	struct subprocess_info *info;
 	char name[MODULE_NAME_LEN];
 	int wait;
 	struct completion *complete;	/* NULL once a killed caller left */
@@ -223,6 +265,14 @@ static struct rig_umh {
 	.jobs = LIST_HEAD_INIT(umh.jobs),
 };
 
+static void rig_umh_free(struct rig_umh_job *job)
+{
+	if (job->info->cleanup)
+		job->info->cleanup(job->info);
+	kfree(job->info);
+	kfree(job);
+}
+
 /* Tells the caller, or frees the job if the caller gave up waiting. */
 static void rig_umh_complete(struct rig_umh_job *job)
 {
@@ -232,13 +282,18 @@ static void rig_umh_complete(struct rig_umh_job *job)
 	if (comp)
 		complete(comp);
 	else
-		kfree(job);
+		rig_umh_free(job);
 }
 
 static void rig_umh_run(struct rig_umh_job *job)
 {
+	struct subprocess_info *info = job->info;
 	char name[MODULE_NAME_LEN];
 
+	/* A new process: its own thread group, the info's init, then exec. */
+	rig_task_new_process(current);
+	if (info->init)
+		info->init(info, NULL);
 	rig_sleep_random_us(rig_userspace.exec_us);
 	if (job->wait == UMH_WAIT_EXEC) {
 		/* exec succeeded: the caller goes, modprobe goes on */
@@ -281,41 +336,6 @@ static void *rig_umh_thread(void *arg)
 	return NULL;
 }
 
-int rig_call_modprobe_helper(const char *name, int wait)
-{
-	DECLARE_COMPLETION_ONSTACK(done);
-	unsigned int state = TASK_UNINTERRUPTIBLE;
-	struct rig_umh_job *job;
-	int retval;
-
-	job = kzalloc(sizeof(*job), GFP_KERNEL);
-	if (!job)
-		return -ENOMEM;
-	strscpy(job->name, name, sizeof(job->name));
-	job->wait = wait & ~UMH_KILLABLE;
-	job->complete = &done;
-
-	pthread_mutex_lock(&umh.lock);
-	list_add_tail(&job->node, &umh.jobs);
-	umh.nr_jobs++;
-	pthread_cond_signal(&umh.cond);
-	pthread_mutex_unlock(&umh.lock);
-
-	if (wait & UMH_KILLABLE)
-		state |= TASK_KILLABLE;
-	retval = wait_for_completion_state(&done, state);
-	if (!retval)
-		goto done;
-	/* Killed: if the helper has not finished yet, it frees the job. */
-	if (__atomic_exchange_n(&job->complete, NULL, __ATOMIC_ACQ_REL))
-		return retval;
-	wait_for_completion(&done);
-done:
-	retval = job->retval;
-	kfree(job);
-	return retval;
-}
-
 struct subprocess_info *call_usermodehelper_setup(const char *path, char **argv, char **envp,
 						  gfp_t gfp_mask,
 						  int (*init)(struct subprocess_info *info, struct cred *new),
@@ -336,19 +356,49 @@ struct subprocess_info *call_usermodehelper_setup(const char *path, char **argv,
 }
 
 /*
- * kernel/umh.c frees the info (and through the cleanup kmod.c's argv) on
- * every path; the helper has its own copy of the module name.
+ * kernel/umh.c frees the info on every path, here in rig_umh_free(); the
+ * helper keeps its own copy of the module name.
  */
 int call_usermodehelper_exec(struct subprocess_info *info, int wait)
 {
-	int ret;
+	DECLARE_COMPLETION_ONSTACK(done);
+	unsigned int state = TASK_UNINTERRUPTIBLE;
+	struct rig_umh_job *job;
+	int retval;
 
 	current->kmod_ran_modprobe = true;
-	ret = rig_call_modprobe_helper(info->argv[3], wait);
-	if (info->cleanup)
-		info->cleanup(info);
-	kfree(info);
-	return ret;
+	/* kernel/umh.c needs no allocation here; the rig's may fail. */
+	job = kzalloc(sizeof(*job), GFP_KERNEL);
+	if (!job) {
+		if (info->cleanup)
+			info->cleanup(info);
+		kfree(info);
+		return -ENOMEM;
+	}
+	job->info = info;
+	strscpy(job->name, info->argv[3], sizeof(job->name));
+	job->wait = wait & ~UMH_KILLABLE;
+	job->complete = &done;
+
+	pthread_mutex_lock(&umh.lock);
+	list_add_tail(&job->node, &umh.jobs);
+	umh.nr_jobs++;
+	pthread_cond_signal(&umh.cond);
+	pthread_mutex_unlock(&umh.lock);
+
+	if (wait & UMH_KILLABLE)
+		state |= TASK_KILLABLE;
+	retval = wait_for_completion_state(&done, state);
+	if (!retval)
+		goto done;
+	/* Killed: if the helper has not finished yet, it frees the job. */
+	if (__atomic_exchange_n(&job->complete, NULL, __ATOMIC_ACQ_REL))
+		return retval;
+	wait_for_completion(&done);
+done:
+	retval = job->retval;
+	rig_umh_free(job);
+	return retval;
 }
 
 void rig_umh_start(unsigned int nr_threads)

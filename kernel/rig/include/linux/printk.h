@@ -18,6 +18,7 @@
 #define KERN_CONT	KERN_SOH "c"
 
 #define LOGLEVEL_WARNING	4
+#define LOGLEVEL_INFO		6
 #define LOGLEVEL_DEBUG		7
 
 int printk(const char *fmt, ...) __printf(1, 2);
