@@ -181,8 +181,8 @@ def test_the_first_hardened_version_lost_a_nowait_request(tmp_path: Path) -> Non
 
 
 # --- defects 3 and 5 of the second review, reproduced ----------------------
-# Today's hardened dups.c still has both; the fix is on branch
-# wip/hardened-v3, which passes these scenarios.
+# Today's hardened dups.c still has both; these tests expect the defects
+# until the fix lands.
 
 
 @needs_toolchain

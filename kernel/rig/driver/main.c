@@ -114,7 +114,7 @@ static const struct {
 	[CHECK_NOMEM] = { "nomem", "a duplicate gets -ENOMEM only from its first request's own failed allocations" },
 	[CHECK_EARLY] = { "early", "no duplicate is woken before the first request's modprobe finished" },
 	[CHECK_KILL] = { "kill", "a duplicate that was not killed does not return -ERESTARTSYS" },
-	[CHECK_WARN] = { "warn", "a duplicate warns at most once, naming the module; other requests do not warn (but a fallback)" },
+	[CHECK_WARN] = { "warn", "one duplicate warning, naming the module, per duplicate request (or fallback)" },
 	[CHECK_LEAK] = { "leak", "nothing stays allocated once all requests and work are done" },
 	[CHECK_LOCKDEP] = { "lockdep", "lockdep assertions and RCU-list conditions hold" },
 	[CHECK_MODEL] = { "model", "the rig's model of kmod and modprobe stays consistent" },
@@ -694,10 +694,9 @@ static int rig_request(struct rig_thread *t, struct rig_module *mod, bool wait,
 	rig_task_set_state("driver", NULL);
 
 	/*
-	 * A duplicate warns at most once (the hardened code: only the first of
-	 * a burst). A request that warned and then went on as a first request
-	 * fell back: it found an entry whose result it could not use. Its own
-	 * modprobe may still fail before it runs (no memory).
+	 * A duplicate warns once. A request that warned and then went on as a
+	 * first request fell back: it found an entry whose result it could not
+	 * use. Its own modprobe may still fail before it runs (no memory).
 	 */
 	warns = tsk->nr_warn - warns;
 	req->fallback = !req->dup && warns == 1;
@@ -722,7 +721,7 @@ static int rig_request(struct rig_thread *t, struct rig_module *mod, bool wait,
 	if (req->killed)
 		t->stats.killed++;
 
-	if (!req->fallback && warns > (req->dup ? 1 : 0))
+	if (!req->fallback && warns != (req->dup ? 1 : 0))
 		rig_fail(CHECK_WARN, "%s: %s(%s) %s and printed %lu warnings, the last: %s",
 			 tsk->comm, wait ? "request_module" : "request_module_nowait",
 			 mod->name, req->dup ? "was a duplicate" : "was not a duplicate",
@@ -953,20 +952,8 @@ static void rig_flood_thread(struct rig_thread *t)
 	}
 }
 
-static void *rig_driver_thread(void *arg)
+static void rig_ticket_thread(struct rig_thread *t)
 {
-	struct rig_thread *t = arg;
-
-	__atomic_store_n(&t->task, rig_task_start("rig-%u", t->id), __ATOMIC_RELEASE);
-	pthread_barrier_wait(&rig_start_barrier);
-	if (opts.slots || opts.flood) {
-		if (opts.slots)
-			rig_slots_thread(t);
-		else
-			rig_flood_thread(t);
-		rig_task_set_state("done", NULL);
-		return NULL;
-	}
 	while (rig_take_ticket()) {
 		struct rig_module *mod;
 		int budget = -1;
@@ -987,6 +974,20 @@ static void *rig_driver_thread(void *arg)
 			budget = 1;
 		rig_shared_request(t, mod, wait, budget);
 	}
+}
+
+static void *rig_driver_thread(void *arg)
+{
+	struct rig_thread *t = arg;
+
+	__atomic_store_n(&t->task, rig_task_start("rig-%u", t->id), __ATOMIC_RELEASE);
+	pthread_barrier_wait(&rig_start_barrier);
+	if (opts.slots)
+		rig_slots_thread(t);
+	else if (opts.flood)
+		rig_flood_thread(t);
+	else
+		rig_ticket_thread(t);
 	rig_task_set_state("done", NULL);
 	return NULL;
 }
@@ -1175,16 +1176,6 @@ static void rig_check_recursion(void)
 	}
 }
 
-static unsigned long rig_total_dups(void)
-{
-	unsigned long n = 0;
-	unsigned int i;
-
-	for (i = 0; i < opts.threads; i++)
-		n += rig_threads[i].stats.dup_wait + rig_threads[i].stats.dup_nowait;
-	return n;
-}
-
 static void rig_check_flood(unsigned long dups)
 {
 	unsigned long warned = __atomic_load_n(&rig_dup_warnings, __ATOMIC_RELAXED);
@@ -1201,10 +1192,9 @@ static void rig_check_flood(unsigned long dups)
 			 reported, bursts, dups);
 }
 
-static void rig_print_stats(u64 elapsed_ns)
+static struct rig_stats rig_sum_stats(void)
 {
 	struct rig_stats sum = { 0 };
-	unsigned long runs = 0, finits = 0, finit_dups = 0, unloads = 0;
 	unsigned int i;
 
 	for (i = 0; i < opts.threads; i++) {
@@ -1222,6 +1212,14 @@ static void rig_print_stats(u64 elapsed_ns)
 		sum.fallback += s->fallback;
 		sum.dup_owner_nomem += s->dup_owner_nomem;
 	}
+	return sum;
+}
+
+static void rig_print_stats(struct rig_stats sum, u64 elapsed_ns)
+{
+	unsigned long runs = 0, finits = 0, finit_dups = 0, unloads = 0;
+	unsigned int i;
+
 	for (i = 0; i < rig_nr_modules(); i++) {
 		struct rig_module *mod = rig_module_by_index(i);
 
@@ -1292,6 +1290,7 @@ static void rig_make_modules(void)
 int main(int argc, char **argv)
 {
 	const struct rig_scenario *scn;
+	struct rig_stats sum;
 	pthread_t watchdog, killer;
 	u64 start, elapsed, drain_ns;
 	unsigned int i;
@@ -1389,7 +1388,8 @@ int main(int argc, char **argv)
 		pthread_join(killer, NULL);
 	drain_ns = (u64)opts.hang_timeout_s * 1000000000ULL;
 	drained = rig_umh_drain(drain_ns) && rig_workqueue_drain(drain_ns);
-	rig_print_stats(elapsed);
+	sum = rig_sum_stats();
+	rig_print_stats(sum, elapsed);
 	if (!drained)
 		rig_report_hang("modprobe helpers or work items still busy after all requests returned");
 	for (i = 0; opts.spellings && i < opts.names; i++) {
@@ -1407,7 +1407,7 @@ int main(int argc, char **argv)
 	if (opts.recursive)
 		rig_check_recursion();
 	if (opts.flood)
-		rig_check_flood(rig_total_dups());
+		rig_check_flood(sum.dup_wait + sum.dup_nowait);
 	if (rig_slab_outstanding())
 		rig_fail(CHECK_LEAK, "%ld kmalloc() objects still allocated after all requests returned and all work ran",
 			 rig_slab_outstanding());

@@ -290,8 +290,7 @@ static void rig_umh_run(struct rig_umh_job *job)
 	struct subprocess_info *info = job->info;
 	char name[MODULE_NAME_LEN];
 
-	/* A new process: its own thread group, the info's init, then exec. */
-	rig_task_new_process(current);
+	/* The new process runs the info's init, then execs modprobe. */
 	if (info->init)
 		info->init(info, NULL);
 	rig_sleep_random_us(rig_userspace.exec_us);

@@ -164,8 +164,6 @@ struct task_struct *rig_task_start(const char *fmt, ...)
 	}
 	tsk = &rig_tasks[id];
 	tsk->pid = (pid_t)id + 1;
-	tsk->real_parent = &rig_init_task;
-	rig_task_new_process(tsk);
 	va_start(ap, fmt);
 	vsnprintf(tsk->comm, sizeof(tsk->comm), fmt, ap);
 	va_end(ap);
@@ -186,35 +184,6 @@ struct task_struct *rig_task_start(const char *fmt, ...)
 	/* Sleeps of a few microseconds should last a few microseconds. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	return tsk;
-}
-
-struct task_struct rig_init_task = { .comm = "swapper" };
-
-static unsigned int rig_next_pid = RIG_MAX_TASKS;	/* atomic: process ids after the tasks' */
-
-struct pid *rig_pid_alloc(void)
-{
-	struct pid *pid = calloc(1, sizeof(*pid));
-
-	if (!pid)
-		abort();
-	pid->count = 1;
-	pid->nr = (pid_t)__atomic_add_fetch(&rig_next_pid, 1, __ATOMIC_RELAXED);
-	return pid;
-}
-
-void put_pid(struct pid *pid)
-{
-	if (pid && __atomic_sub_fetch(&pid->count, 1, __ATOMIC_ACQ_REL) == 0)
-		free(pid);
-}
-
-void rig_task_new_process(struct task_struct *p)
-{
-	struct pid *old = p->tgid;
-
-	p->tgid = rig_pid_alloc();
-	put_pid(old);
 }
 
 struct task_struct *rig_current_slow(void)

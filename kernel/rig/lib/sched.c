@@ -5,7 +5,6 @@
 #include <sched.h>
 
 #include <linux/completion.h>
-#include <linux/jiffies.h>
 #include <linux/kernel.h>
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
@@ -115,17 +114,13 @@ void complete_all(struct completion *x)
 
 /*
  * The waiter goes back to the completion's lock after it is woken: that is
- * where a completion freed under a slow waiter gets noticed. As in the
- * kernel: -ERESTARTSYS when a signal ends the wait, 0 when @timeout jiffies
- * passed first, else the jiffies left (at least 1; @timeout itself for
- * MAX_SCHEDULE_TIMEOUT).
+ * where a completion freed under a slow waiter gets noticed.
  */
-static long rig_do_wait_for_common(struct completion *x, unsigned int state, long timeout)
+static int rig_do_wait_for_common(struct completion *x, unsigned int state)
 {
-	u64 deadline = timeout == MAX_SCHEDULE_TIMEOUT ? 0 : rig_now_ns() + rig_jiffies_to_ns(timeout);
 	struct task_struct *tsk = current;
 	struct rig_waiter w = { .task = tsk };
-	long ret = timeout;
+	int ret = 0;
 
 	INIT_LIST_HEAD(&w.node);
 	might_sleep();
@@ -137,58 +132,41 @@ static long rig_do_wait_for_common(struct completion *x, unsigned int state, lon
 			ret = -ERESTARTSYS;
 			break;
 		}
-		if (deadline && rig_now_ns() >= deadline) {
-			ret = 0;
-			break;
-		}
 		list_add_tail(&w.node, &x->waiters);
 		pthread_mutex_unlock(&x->lock);
 
-		if (deadline)
-			rig_task_sleep_until(tsk, deadline);
-		else
-			rig_task_sleep(tsk);
+		rig_task_sleep(tsk);
 		rig_perturb(RIG_SITE_WAKE);
 
 		pthread_mutex_lock(&x->lock);
-		/* Still queued: woken by a signal or the timeout, not by complete(). */
+		/* Still queued: woken by a signal, not by complete(). */
 		if (!list_empty(&w.node))
 			list_del_init(&w.node);
 	}
-	if (ret > 0) {
-		if (x->done != UINT_MAX)
-			x->done--;
-		if (deadline)
-			ret = rig_jiffies_left(deadline);
-	}
+	if (!ret && x->done != UINT_MAX)
+		x->done--;
 	pthread_mutex_unlock(&x->lock);
 	return ret;
 }
 
 void wait_for_completion(struct completion *x)
 {
-	rig_do_wait_for_common(x, TASK_UNINTERRUPTIBLE, MAX_SCHEDULE_TIMEOUT);
-}
-
-/* Without a timeout: 0 or -ERESTARTSYS. */
-int wait_for_completion_state(struct completion *x, unsigned int state)
-{
-	return rig_do_wait_for_common(x, state, MAX_SCHEDULE_TIMEOUT) < 0 ? -ERESTARTSYS : 0;
+	rig_do_wait_for_common(x, TASK_UNINTERRUPTIBLE);
 }
 
 int wait_for_completion_interruptible(struct completion *x)
 {
-	return wait_for_completion_state(x, TASK_INTERRUPTIBLE);
+	return rig_do_wait_for_common(x, TASK_INTERRUPTIBLE);
 }
 
 int wait_for_completion_killable(struct completion *x)
 {
-	return wait_for_completion_state(x, TASK_KILLABLE);
+	return rig_do_wait_for_common(x, TASK_KILLABLE);
 }
 
-long wait_for_completion_killable_timeout(struct completion *x, unsigned long timeout)
+int wait_for_completion_state(struct completion *x, unsigned int state)
 {
-	return rig_do_wait_for_common(x, TASK_KILLABLE, timeout);
+	return rig_do_wait_for_common(x, state);
 }
 
 bool try_wait_for_completion(struct completion *x)

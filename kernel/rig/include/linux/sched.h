@@ -12,7 +12,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <linux/compiler.h>
-#include <linux/pid.h>
 #include <linux/types.h>
 
 #define TASK_RUNNING		0x0000
@@ -28,9 +27,6 @@
 struct task_struct {
 	pid_t pid;
 	char comm[TASK_COMM_LEN];
-	/* rig_init_task (pid 0) for every task: the ancestry walks end there. */
-	struct task_struct *real_parent;
-	struct pid *tgid;		/* task_tgid(); the task's own only */
 
 	/* Sleeping and waking: @woken under @sleep_lock. */
 	pthread_mutex_t sleep_lock;
@@ -64,7 +60,6 @@ struct task_struct {
 	const char *kmod_name;		/* the request's name, during __request_module() */
 };
 
-extern struct task_struct rig_init_task;
 extern __thread struct task_struct *rig_current;
 struct task_struct *rig_current_slow(void);
 
@@ -94,14 +89,6 @@ static inline int signal_pending_state(unsigned int state, struct task_struct *p
 		return 0;
 	return (state & TASK_INTERRUPTIBLE) || fatal_signal_pending(p);
 }
-
-static inline struct pid *task_tgid(struct task_struct *p)
-{
-	return p->tgid;
-}
-
-/* The task is a new process from here on (a usermode helper's next job). */
-void rig_task_new_process(struct task_struct *p);
 
 int wake_up_process(struct task_struct *p);
 
