@@ -32,11 +32,12 @@ def _replace_once(text: str, old: str, new: str, where: str, what: str) -> str:
     return text.replace(old, new)
 
 
-def module_kconfig(tree: BaseTree) -> str:
+def module_kconfig(tree: BaseTree, variant: str) -> str:
     """kernel/module/Kconfig with the two options in the MODULE_DEBUG menu,
-    creating the menu (at the top of the MODULES menu) where the tree has none."""
+    creating the menu (at the top of the MODULES menu) where the tree has none.
+    The help says what the variant's code does."""
     text = tree.read(basetree.MODULE_KCONFIG)
-    options = render("Kconfig.dups.j2")
+    options = render("Kconfig.dups.j2", variant=variant)
     if tree.has_module_debug_menu:
         return _replace_once(text, "endif # MODULE_DEBUG\n", f"{options}\nendif # MODULE_DEBUG\n",
                              basetree.MODULE_KCONFIG, "the end of the MODULE_DEBUG menu")
@@ -99,6 +100,18 @@ def kmod_c(tree: BaseTree, variant: str) -> str:
         "\nout:\n\tkmod_dup_request_announce(first, ret);\n\treturn ret;\n}\nEXPORT_SYMBOL(__request_module);",
         "the end of __request_module()")
 
+    # The subprocess_info carries the entry: its init tells dups.c which
+    # process is the first request's modprobe (a request from it must not
+    # wait for itself) and its cleanup drops the reference that takes.
+    sub("\tkfree(info->argv[3]); /* check call_modprobe() */\n\tkfree(info->argv);\n}\n",
+        "\tkfree(info->argv[3]); /* check call_modprobe() */\n\tkfree(info->argv);\n"
+        "\tkmod_dup_request_put(info->data);\n}\n\n"
+        "static int modprobe_init(struct subprocess_info *info, struct cred *new)\n{\n"
+        "\tkmod_dup_request_exec(info->data);\n\treturn 0;\n}\n",
+        "free_modprobe_argv()")
+    sub("\t\t\t\t\t NULL, free_modprobe_argv, NULL);\n",
+        "\t\t\t\t\t modprobe_init, free_modprobe_argv, first);\n",
+        "call_usermodehelper_setup() in call_modprobe()")
     # call_modprobe() tells dups.c when nothing but the exec is left, the
     # point from which a request_module_nowait() may count on it.
     sub("static int call_modprobe(char *module_name, int wait)\n",
@@ -156,7 +169,7 @@ def patches(tree: BaseTree, variant: str, linger_ms: int | None = None) -> list[
         message=render("commit.dups.j2", **context),
         files={
             basetree.DUPS_C: render_dups_c(variant, tree.apis, linger_ms),
-            basetree.MODULE_KCONFIG: module_kconfig(tree),
+            basetree.MODULE_KCONFIG: module_kconfig(tree, variant),
             basetree.MODULE_MAKEFILE: module_makefile(tree),
             basetree.INTERNAL_H: internal_h(tree, variant),
         },

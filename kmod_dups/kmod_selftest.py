@@ -192,34 +192,52 @@ def parse(text: str) -> list[SelftestResult]:
 
 
 _MARK = re.compile(r"kmod-dups mark (\S+)$")
-_DUPS_LINE = re.compile(r"(?:^|: )module-autoload: duplicate request for module \S+$")
+_DUPS_LINE = re.compile(r"(?:^|: )(?:module-autoload|module): duplicate request for module \S+$")
+# The hardened dups.c warns once a burst and its first request reports the count.
+_BURST_LINE = re.compile(r"(?:^|: )duplicate requests for module \S+: (\d+),")
 _DROPPED = re.compile(r"\*\* \d+ printk messages dropped \*\*")
 
 
 @dataclass(frozen=True)
 class ConsoleCount:
-    dups: int  # duplicate request warnings on the console between the test's mark and the next
+    dups: int  # duplicates on the console between the test's mark and the next
     dropped: bool  # printk dropped messages meanwhile: dups is a lower bound
 
 
+@dataclass
+class _Section:
+    warned: int = 0
+    reported: int = 0
+    bursts: int = 0
+    dropped: bool = False
+
+    @property
+    def dups(self) -> int:
+        """The bursts' reports when dups.c prints them, else one warning each."""
+        return self.reported if self.bursts else self.warned
+
+
 def console_dups(console: str) -> dict[str, ConsoleCount]:
-    """Duplicate warnings per test, counted on the serial console, which
-    keeps every line the guest's log buffer may since have overwritten."""
-    counts: dict[str, list[int]] = {}
+    """Duplicates per test, counted on the serial console, which keeps every
+    line the guest's log buffer may since have overwritten."""
+    sections: dict[str, _Section] = {}
     current = None
     for raw in console.splitlines():
         text = consolemod.strip_prefix(raw)
         mark = _MARK.search(text)
         if mark:
-            current = mark.group(1)
-            counts[current] = [0, 0]
+            current = sections[mark.group(1)] = _Section()
         elif current is not None:
+            burst = _BURST_LINE.search(text)
             # pr_warn() prints it after dups.c's pr_fmt ("module: ").
             if _DUPS_LINE.search(text):
-                counts[current][0] += 1
+                current.warned += 1
+            elif burst:
+                current.bursts += 1
+                current.reported += int(burst.group(1))
             elif _DROPPED.search(text):
-                counts[current][1] = 1
-    return {tid: ConsoleCount(n, bool(dropped)) for tid, (n, dropped) in counts.items()}
+                current.dropped = True
+    return {tid: ConsoleCount(sec.dups, sec.dropped) for tid, sec in sections.items()}
 
 
 def with_console(results: Sequence[SelftestResult], console: str | None) -> None:

@@ -109,9 +109,12 @@ class BuildConfig:
 
     @property
     def dups_api(self) -> int:
-        """The hooks' shape (the rig's module/internal.h): 2 for today's
-        hardened variant, 1 for the posted hooks and pinned versions."""
-        return 2 if self.variant == "hardened" and self.pinned is None else 1
+        """The hooks' shape (the rig's module/internal.h): 3 for today's
+        hardened variant, 1 for the posted hooks; a pinned version names
+        its own in its folder's "api" file (1 if it has none)."""
+        if self.pinned is not None:
+            return _pinned_api(self.pinned)
+        return 3 if self.variant == "hardened" else 1
 
     @property
     def jiffy_ns(self) -> int:
@@ -158,6 +161,16 @@ def _read_pinned(path: Path) -> str:
         return path.read_text()
     except OSError as err:
         raise UserError(f"pinned version {path}: {err.strerror}") from None
+
+
+def _pinned_api(folder: Path) -> int:
+    api = folder / "api"
+    if not api.is_file():
+        return 1
+    text = _read_pinned(api).strip()
+    if not text.isdigit():
+        raise UserError(f"pinned version {api}: not a hooks API number: {text!r}")
+    return int(text)
 
 
 def render_pinned(template: Path, apis: KernelApis) -> str:

@@ -22,6 +22,7 @@ line is expected only when its whole block is that warning and nothing else:
 
     ------------[ cut here ]------------
     module-autoload: duplicate request for module NAME
+    (the hardened dups.c: "module: duplicate request for module NAME")
     WARNING: CPU: n PID: p at kernel/module/dups.c:LINE kmod_dup_request_exists_wait+0x../0x..
     ... register and stack dump ...
     ---[ end trace ... ]---
@@ -75,12 +76,11 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("warn", re.compile(r"^INFO: trying to register non-static key")),
 )
 
-DUPS_WARNING = "module-autoload: duplicate request for module"
 DUPS_FUNCTION = "kmod_dup_request_exists_wait"
-_DUPS_MESSAGE = re.compile(r"^module-autoload: duplicate request for module [\w.-]+$")
+_DUPS_MESSAGE = re.compile(r"^(?:module-autoload|module): duplicate request for module [\w.-]+$")
 _DUPS_SITE = re.compile(r"^WARNING: CPU: \d+ PID: \d+ at kernel/module/dups\.c:(\d+) "
                         rf"{DUPS_FUNCTION}\+0x[0-9a-f]+/0x[0-9a-f]+$")
-_DUPS_WARN_SOURCE = re.compile(r"\bWARN\(\s*1\s*,\s*\"module-autoload: duplicate request for module %s\\n\"")
+_DUPS_WARN_SOURCE = re.compile(r"\bWARN\(\s*1\s*,\s*(?:\"module-autoload: |pr_fmt\(\")duplicate request for module %s\\n\"")
 
 # What __warn() and show_regs() print between the WARNING line and the end
 # of the block on x86_64: anything else in a dups block is not the dups
@@ -159,7 +159,7 @@ def split_line(number: int, raw: str) -> Line:
 
 
 def warning_sites(dups_c: str) -> frozenset[int]:
-    """The source lines of dups.c's WARN(1, "module-autoload: ...") calls:
+    """The source lines of dups.c's WARN(1, "... duplicate request ...") calls:
     where a dups warning's WARNING line must point."""
     return frozenset(n for n, text in enumerate(dups_c.splitlines(), 1) if _DUPS_WARN_SOURCE.search(text))
 

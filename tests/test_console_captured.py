@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from kmod_dups import rig
+from kmod_dups.codegen.render import KernelApis
 from kmod_dups.qemu import console
 
 DATA = Path(__file__).parent / "data"
-GENERATED_DUPS_C = Path(__file__).parent.parent / "kernel/generated/kernel/module/dups.c"
-
-# The hardened dups.c the debug kernel carried at capture: its WARN() site.
+# The hardened dups.c the debug kernel carried at capture (the second
+# version, which warned for every duplicate): its WARN() site.
+CAPTURED_WITH = DATA / "pinned/hardened-v2/dups.c.j2"
 CAPTURED_SITES = frozenset({181})
 DUPS_WARNINGS = 23
 
@@ -29,9 +31,11 @@ def classify(name: str, sites=CAPTURED_SITES) -> console.ConsoleReport:
     return console.classify((DATA / name).read_text(encoding="utf-8"), sites)
 
 
-def test_captured_site_is_the_generated_sources():
-    """If the template moves the WARN(), recapture: the site is the evidence."""
-    assert console.warning_sites(GENERATED_DUPS_C.read_text()) == CAPTURED_SITES
+def test_captured_site_is_the_captured_sources():
+    """The site is the evidence: it must be where the captured kernel's
+    dups.c had its WARN()."""
+    apis = KernelApis(has_wait_for_completion_state=True)
+    assert console.warning_sites(rig.render_pinned(CAPTURED_WITH, apis)) == CAPTURED_SITES
 
 
 def test_dups_warnings_alone_are_expected():

@@ -114,9 +114,33 @@ def test_lib_kds_kernel_counts_since_the_mark(tmp_path):
                        "2.1 7 -q -- other\n2.2 8 -q -- kmod_dups_target\n")
     out = box.sh('kds_kernel s1 kmod_dups_target 1; kds_kernel s9 kmod_dups_target 0').stdout
     parsed = guest_storm.parse_output(out)
-    assert parsed.kernel["s1"] == {"launches": "2", "dups": "3", "warns": "1", "marked": "1"}
+    assert parsed.kernel["s1"] == {"launches": "2", "dups": "3", "warns": "1", "marked": "1",
+                                   "bursts": "0", "warned": "3"}
     # A mark that is not in the log: nothing counted, and it says so.
     assert parsed.kernel["s9"]["marked"] == "0" and parsed.kernel["s9"]["dups"] == "0"
+
+
+# The hardened dups.c: the first duplicate of a burst warns, the first
+# request reports the count when it returns.
+DMESG_BURSTS = """[    2.0] kmod-dups mark s1
+[    2.1] module: duplicate request for module kmod_dups_target
+[    2.2] module: duplicate request for module other
+[    2.3] module: duplicate requests for module kmod_dups_target: 7, served by its first request (0)
+[    2.4] module: duplicate requests for module other: 2, served by its first request (256)
+[    2.5] module: duplicate request for module kmod_dups_target
+[    2.6] module: duplicate requests for module kmod_dups_target: 1, served by its first request (0)
+"""
+
+
+def test_lib_kds_kernel_adds_up_the_burst_reports(tmp_path):
+    box = Sandbox(tmp_path)
+    (tmp_path / "dmesg.txt").write_text(DMESG_BURSTS)
+    box.tool("dmesg", f"cat {tmp_path}/dmesg.txt\n")
+    box.log.write_text("1.0 5 -q -- kmod_dups_target\n")
+    out = box.sh("kds_kernel s1 kmod_dups_target 0").stdout
+    parsed = guest_storm.parse_output(out)
+    assert parsed.kernel["s1"] == {"launches": "1", "dups": "8", "warns": "0", "marked": "1",
+                                   "bursts": "2", "warned": "2"}
 
 
 TRACER = """trap 'cat "$0.json"; exit 0' TERM

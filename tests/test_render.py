@@ -53,10 +53,14 @@ def test_render_every_layout(layout_tree, variant: str) -> None:
 
     dups = files[basetree.DUPS_C]
     # The posted code waits TASK_UNINTERRUPTIBLE | TASK_KILLABLE where the
-    # base has wait_for_completion_state(); the hardened code always waits
-    # killable, which is the same state.
-    posted_state = variant == "as-posted" and layout.completion_state
-    waiter = "wait_for_completion_state(" if posted_state else "wait_for_completion_killable("
+    # base has wait_for_completion_state(), else killable, the same state;
+    # the hardened code waits killable with a timeout.
+    if variant == "hardened":
+        waiter = "wait_for_completion_killable_timeout("
+    elif layout.completion_state:
+        waiter = "wait_for_completion_state("
+    else:
+        waiter = "wait_for_completion_killable("
     assert waiter in dups
 
     kconfig = files[basetree.MODULE_KCONFIG]

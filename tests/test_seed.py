@@ -40,7 +40,7 @@ def test_hardened_differs_from_the_seed(seed_text: str) -> None:
 
 def test_kconfig_text_equals_the_seed(seed_text: str) -> None:
     _, added = seed_parts(seed_text)
-    ours = render("Kconfig.dups.j2").rstrip("\n").splitlines()
+    ours = render("Kconfig.dups.j2", variant="as-posted").rstrip("\n").splitlines()
     # The seed lost its indentation to a single space; the words and the
     # line breaks (the kernel's wrapping of the help text) are the seed's.
     seed_lines = [" ".join(line.split()) for line in added]
@@ -69,3 +69,18 @@ def test_the_spec_in_the_repository_is_the_handed_seed(seed_text: str) -> None:
     assert "MODULE_DEBUG_AUTOLOAD_DUPS" in seed_text
     if handed.is_file():
         assert handed.read_text() == seed_text
+
+
+def test_hardened_kconfig_help_says_what_the_code_does() -> None:
+    """The hardened help describes its own semantics, in the seed's layout."""
+    ours = render("Kconfig.dups.j2", variant="hardened")
+    words = " ".join(ours.split())
+    for said in ("The first duplicate of a burst is reported with pr_warn()",
+                 "Tracking ends when the first request returns, whatever its result",
+                 "duplicates do not take a slot", '("snd-dummy" is "snd_dummy")',
+                 "before the wait for one of modprobe's concurrency slots",
+                 "does not wait for itself", "120 seconds"):
+        assert said in words, said
+    assert "as soon as modprobe successfully completes" not in words
+    for line in ours.splitlines():
+        assert len(line.expandtabs()) <= 80 and not line.endswith(" "), line

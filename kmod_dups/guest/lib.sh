@@ -76,8 +76,21 @@ kds_log_since() {
 	dmesg | sed -n "/kmod-dups mark $1\$/,\$p"
 }
 
-# launches, duplicate reports and WARNs for module $2 since mark $1 and line
-# $3 of the modprobe log.
+# The duplicates of module $2 in the kernel log text $1: what the first
+# requests reported ("duplicate requests for module M: N, ..."), or, from a
+# dups.c that reports none (the posted one), one warning line each.
+kds_dups_in() {
+	if printf '%s\n' "$1" | grep -q "duplicate requests for module $2: "; then
+		printf '%s\n' "$1" |
+			sed -n "s/.*duplicate requests for module $2: \([0-9][0-9]*\),.*/\1/p" |
+			awk '{ n += $1 } END { print n + 0 }'
+	else
+		printf '%s\n' "$1" | grep -c "duplicate request for module $2\$"
+	fi
+}
+
+# launches, duplicates, bursts reported, duplicate warnings and WARNs for
+# module $2 since mark $1 and line $3 of the modprobe log.
 kds_kernel() {
 	kds_since=$(kds_log_since "$1")
 	if [ -n "$kds_since" ]; then
@@ -85,10 +98,12 @@ kds_kernel() {
 	else
 		kds_marked=0
 	fi
-	kds_dups=$(printf '%s\n' "$kds_since" | grep -c "module-autoload: duplicate request for module $2\$")
+	kds_dups=$(kds_dups_in "$kds_since" "$2")
+	kds_bursts=$(printf '%s\n' "$kds_since" | grep -c "duplicate requests for module $2: ")
+	kds_warned=$(printf '%s\n' "$kds_since" | grep -c "duplicate request for module $2\$")
 	kds_warns=$(printf '%s\n' "$kds_since" | grep -c "WARNING: .*kmod_dup_request_exists_wait")
 	kds_launches=$(tail -n "+$(($3 + 1))" "$KDS_LOG" | grep -c -- "-q -- $2\$")
-	kds "kernel id=$1 launches=$kds_launches dups=$kds_dups warns=$kds_warns marked=$kds_marked"
+	kds "kernel id=$1 launches=$kds_launches dups=$kds_dups warns=$kds_warns marked=$kds_marked bursts=$kds_bursts warned=$kds_warned"
 }
 
 # Threads for a storm: $1 (0 means one per online CPU) but at least $2.

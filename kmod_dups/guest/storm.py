@@ -252,8 +252,12 @@ class StormRun:
     summary: StormSummary | None = None
     results: list[CallResult] = field(default_factory=list)
     launches: int | None = None  # modprobe launches by the kernel for name
-    dups: int | None = None  # "duplicate request" reports in the kernel log
-    warns: int | None = None  # of them, WARN()s with a stack trace
+    # Duplicates in the kernel log: the first requests' reports of their
+    # bursts, or one warning line each from a dups.c that reports none.
+    dups: int | None = None
+    warns: int | None = None  # WARN()s with a stack trace raised in dups.c
+    bursts: int | None = None  # first requests that reported their duplicates
+    warned: int | None = None  # duplicate warning lines (one a burst, or one a duplicate)
     marked: bool = False  # the kernel log still held the start marker
     state: str = ""  # the module afterwards: live, coming, going, absent
 
@@ -394,6 +398,8 @@ def parse_output(text: str) -> GuestOutput:
             if run_id in out.storms:
                 run = out.storms[run_id]
                 run.launches, run.dups, run.warns = _int(f["launches"]), _int(f["dups"]), _int(f["warns"])
+                run.bursts = _int(f["bursts"]) if "bursts" in f else None
+                run.warned = _int(f["warned"]) if "warned" in f else None
                 run.marked = f.get("marked") == "1"
         elif kind == "module":
             _storm(out, run_id).state = _fields(rest.split()).get("state", "")

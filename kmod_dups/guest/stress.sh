@@ -97,9 +97,18 @@ kdx_until() {
 	done
 }
 
-# Duplicates of module $2 reported since mark $1.
+# Duplicates of module $2 since mark $1, while a storm runs: those in the
+# kernel log (kds_dups_in), or if more, those the first requests have not
+# reported yet: the tasks asleep in dups.c's wait (their wchan), whatever
+# module they wait for (a storm asks for one).
 kdx_dups() {
-	kds_log_since "$1" | grep -c "duplicate request for module $2\$"
+	kdx_seen=$(kds_dups_in "$(kds_log_since "$1")" "$2")
+	kdx_waiting=$(grep -lx kmod_dup_request_exists_wait /proc/[0-9]*/wchan 2>/dev/null | wc -l)
+	kdx_bursts=$(kds_log_since "$1" | grep -c "duplicate requests for module $2: ")
+	if [ "$kdx_bursts" -gt 0 ] || [ "$kdx_waiting" -gt "$kdx_seen" ]; then
+		kdx_seen=$((kdx_seen + kdx_waiting))
+	fi
+	echo "$kdx_seen"
 }
 
 # The injected-fault stacks logged since mark $1 (their frames in function

@@ -66,6 +66,13 @@ static void free_modprobe_argv(struct subprocess_info *info)
 {
 	kfree(info->argv[3]); /* check call_modprobe() */
 	kfree(info->argv);
+	kmod_dup_request_put(info->data);
+}
+
+static int modprobe_init(struct subprocess_info *info, struct cred *new)
+{
+	kmod_dup_request_exec(info->data);
+	return 0;
 }
 
 static int call_modprobe(char *module_name, int wait, struct kmod_dup_req *first)
@@ -93,7 +100,7 @@ static int call_modprobe(char *module_name, int wait, struct kmod_dup_req *first
 	argv[4] = NULL;
 
 	info = call_usermodehelper_setup(modprobe_path, argv, envp, GFP_KERNEL,
-					 NULL, free_modprobe_argv, NULL);
+					 modprobe_init, free_modprobe_argv, first);
 	if (!info)
 		goto free_module_name;
 

@@ -114,7 +114,7 @@ static const struct {
 	[CHECK_NOMEM] = { "nomem", "a duplicate gets -ENOMEM only from its first request's own failed allocations" },
 	[CHECK_EARLY] = { "early", "no duplicate is woken before the first request's modprobe finished" },
 	[CHECK_KILL] = { "kill", "a duplicate that was not killed does not return -ERESTARTSYS" },
-	[CHECK_WARN] = { "warn", "one duplicate warning, naming the module, per duplicate request (or fallback)" },
+	[CHECK_WARN] = { "warn", "duplicate warnings name the module: one per duplicate (from API 3 on one per burst), or per fallback" },
 	[CHECK_LEAK] = { "leak", "nothing stays allocated once all requests and work are done" },
 	[CHECK_LOCKDEP] = { "lockdep", "lockdep assertions and RCU-list conditions hold" },
 	[CHECK_MODEL] = { "model", "the rig's model of kmod and modprobe stays consistent" },
@@ -638,14 +638,19 @@ static void rig_note_burst_report(const struct task_struct *tsk)
 	}
 }
 
+/* "... module <name>" then the end, ':' or ' ', in either spelling */
 static bool rig_warned_about(const struct task_struct *tsk, const char *name)
 {
-	size_t tl = strlen(tsk->last_warn), nl = strlen(name);
+	size_t nl = strlen(name);
+	const char *p;
 
-	/* "... duplicate request for module <name>\n", in either spelling */
-	return tl >= nl + 2 && tsk->last_warn[tl - 1] == '\n' &&
-	       tsk->last_warn[tl - nl - 2] == ' ' &&
-	       parameqn(tsk->last_warn + tl - nl - 1, name, nl);
+	for (p = tsk->last_warn; (p = strstr(p, "module ")); p++) {
+		const char *n = p + strlen("module ");
+
+		if (strlen(n) > nl && parameqn(n, name, nl) && strchr("\n: ", n[nl]))
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -657,6 +662,7 @@ static int rig_request(struct rig_thread *t, struct rig_module *mod, bool wait,
 {
 	struct task_struct *tsk = current;
 	unsigned long warns = tsk->nr_warn, infos = tsk->nr_info;
+	bool bad_warns;
 	char spelled[MODULE_NAME_LEN], *p;
 	int ret;
 
@@ -694,12 +700,20 @@ static int rig_request(struct rig_thread *t, struct rig_module *mod, bool wait,
 	rig_task_set_state("driver", NULL);
 
 	/*
-	 * A duplicate warns once. A request that warned and then went on as a
-	 * first request fell back: it found an entry whose result it could not
-	 * use. Its own modprobe may still fail before it runs (no memory).
+	 * A duplicate warns once; from API 3 on only the first of a burst
+	 * does. A request that warned and then went on as a first request fell
+	 * back: it found an entry whose result it could not use (from API 3
+	 * on also its own modprobe's, or one that did not return in time, a
+	 * second warning). Its own modprobe may still fail before it runs.
 	 */
 	warns = tsk->nr_warn - warns;
+#if RIG_DUPS_API >= 3
+	req->fallback = !req->dup && warns >= 1;
+	bad_warns = warns > (req->dup ? 1 : 2);
+#else
 	req->fallback = !req->dup && warns == 1;
+	bad_warns = !req->fallback && warns != (req->dup ? 1 : 0);
+#endif
 	if (req->dup && warns == 1)
 		__atomic_fetch_add(&rig_dup_warnings, 1, __ATOMIC_RELAXED);
 	if (tsk->nr_info != infos)
@@ -721,12 +735,12 @@ static int rig_request(struct rig_thread *t, struct rig_module *mod, bool wait,
 	if (req->killed)
 		t->stats.killed++;
 
-	if (!req->fallback && warns != (req->dup ? 1 : 0))
+	if (bad_warns)
 		rig_fail(CHECK_WARN, "%s: %s(%s) %s and printed %lu warnings, the last: %s",
 			 tsk->comm, wait ? "request_module" : "request_module_nowait",
 			 mod->name, req->dup ? "was a duplicate" : "was not a duplicate",
 			 warns, tsk->last_warn);
-	if (warns == 1 && !rig_warned_about(tsk, mod->name))
+	if (warns && !rig_warned_about(tsk, mod->name))
 		rig_fail(CHECK_WARN, "%s: duplicate warning for %s does not name it: %s",
 			 tsk->comm, mod->name, tsk->last_warn);
 

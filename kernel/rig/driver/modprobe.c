@@ -291,6 +291,7 @@ static void rig_umh_run(struct rig_umh_job *job)
 	char name[MODULE_NAME_LEN];
 
 	/* The new process runs the info's init, then execs modprobe. */
+	rig_task_new_process(current);
 	if (info->init)
 		info->init(info, NULL);
 	rig_sleep_random_us(rig_userspace.exec_us);

@@ -164,6 +164,8 @@ struct task_struct *rig_task_start(const char *fmt, ...)
 	}
 	tsk = &rig_tasks[id];
 	tsk->pid = (pid_t)id + 1;
+	tsk->real_parent = &init_task;
+	tsk->tgid_pid = rig_pid_alloc();
 	va_start(ap, fmt);
 	vsnprintf(tsk->comm, sizeof(tsk->comm), fmt, ap);
 	va_end(ap);
@@ -184,6 +186,38 @@ struct task_struct *rig_task_start(const char *fmt, ...)
 	/* Sleeps of a few microseconds should last a few microseconds. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	return tsk;
+}
+
+struct task_struct init_task = {
+	.comm = "swapper",
+	.real_parent = &init_task,
+};
+
+static int rig_last_pid = RIG_MAX_TASKS;
+
+struct pid *rig_pid_alloc(void)
+{
+	struct pid *pid = calloc(1, sizeof(*pid));
+
+	if (!pid)
+		abort();
+	refcount_set(&pid->count, 1);
+	pid->nr = __atomic_add_fetch(&rig_last_pid, 1, __ATOMIC_RELAXED);
+	return pid;
+}
+
+void put_pid(struct pid *pid)
+{
+	if (pid && refcount_dec_and_test(&pid->count))
+		free(pid);
+}
+
+void rig_task_new_process(struct task_struct *p)
+{
+	struct pid *old = p->tgid_pid;
+
+	p->tgid_pid = rig_pid_alloc();
+	put_pid(old);
 }
 
 struct task_struct *rig_current_slow(void)

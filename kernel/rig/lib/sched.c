@@ -5,6 +5,7 @@
 #include <sched.h>
 
 #include <linux/completion.h>
+#include <linux/jiffies.h>
 #include <linux/kernel.h>
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
@@ -115,12 +116,18 @@ void complete_all(struct completion *x)
 /*
  * The waiter goes back to the completion's lock after it is woken: that is
  * where a completion freed under a slow waiter gets noticed.
+ *
+ * As the kernel's wait_for_common(): -ERESTARTSYS when a signal the state
+ * admits is pending, 0 when @timeout jiffies passed, else the jiffies left
+ * (at least 1). MAX_SCHEDULE_TIMEOUT waits without a deadline.
  */
-static int rig_do_wait_for_common(struct completion *x, unsigned int state)
+static long rig_do_wait_for_common(struct completion *x, long timeout, unsigned int state)
 {
 	struct task_struct *tsk = current;
 	struct rig_waiter w = { .task = tsk };
-	int ret = 0;
+	bool timed = timeout != MAX_SCHEDULE_TIMEOUT;
+	u64 deadline = timed ? rig_now_ns() + rig_jiffies_to_ns(timeout) : 0;
+	long ret = timeout;
 
 	INIT_LIST_HEAD(&w.node);
 	might_sleep();
@@ -132,41 +139,63 @@ static int rig_do_wait_for_common(struct completion *x, unsigned int state)
 			ret = -ERESTARTSYS;
 			break;
 		}
+		if (timed && rig_now_ns() >= deadline) {
+			ret = 0;
+			break;
+		}
 		list_add_tail(&w.node, &x->waiters);
 		pthread_mutex_unlock(&x->lock);
 
-		rig_task_sleep(tsk);
+		if (timed)
+			rig_task_sleep_until(tsk, deadline);
+		else
+			rig_task_sleep(tsk);
 		rig_perturb(RIG_SITE_WAKE);
 
 		pthread_mutex_lock(&x->lock);
-		/* Still queued: woken by a signal, not by complete(). */
+		/* Still queued: woken by a signal or the timeout, not by complete(). */
 		if (!list_empty(&w.node))
 			list_del_init(&w.node);
 	}
-	if (!ret && x->done != UINT_MAX)
-		x->done--;
+	if (ret > 0) {
+		if (x->done != UINT_MAX)
+			x->done--;
+		if (timed)
+			ret = rig_jiffies_left(deadline);
+	}
 	pthread_mutex_unlock(&x->lock);
 	return ret;
 }
 
+/* The untimed waits return 0 or -ERESTARTSYS, never the jiffies left. */
+static int rig_wait_untimed(struct completion *x, unsigned int state)
+{
+	return rig_do_wait_for_common(x, MAX_SCHEDULE_TIMEOUT, state) < 0 ? -ERESTARTSYS : 0;
+}
+
 void wait_for_completion(struct completion *x)
 {
-	rig_do_wait_for_common(x, TASK_UNINTERRUPTIBLE);
+	rig_wait_untimed(x, TASK_UNINTERRUPTIBLE);
 }
 
 int wait_for_completion_interruptible(struct completion *x)
 {
-	return rig_do_wait_for_common(x, TASK_INTERRUPTIBLE);
+	return rig_wait_untimed(x, TASK_INTERRUPTIBLE);
 }
 
 int wait_for_completion_killable(struct completion *x)
 {
-	return rig_do_wait_for_common(x, TASK_KILLABLE);
+	return rig_wait_untimed(x, TASK_KILLABLE);
 }
 
 int wait_for_completion_state(struct completion *x, unsigned int state)
 {
-	return rig_do_wait_for_common(x, state);
+	return rig_wait_untimed(x, state);
+}
+
+long wait_for_completion_killable_timeout(struct completion *x, unsigned long timeout)
+{
+	return rig_do_wait_for_common(x, (long)timeout, TASK_KILLABLE);
 }
 
 bool try_wait_for_completion(struct completion *x)

@@ -9,8 +9,11 @@
  * before dups.c had a chance to define pr_fmt().
  *
  * RIG_DUPS_API picks the hooks: 1 for the posted ones (and the first
- * hardened version's), by name from kmod.c's exits; 2 for today's hardened
- * ones, where the first request holds its entry and announces it once.
+ * hardened version's), by name from kmod.c's exits; 2 for the second
+ * hardened version's, where the first request holds its entry and
+ * announces it once; 3 for today's, whose modprobe's subprocess_info also
+ * holds the entry (kmod_dup_request_exec() in its init, _put() in its
+ * cleanup).
  */
 #ifndef _RIG_KERNEL_MODULE_INTERNAL_H
 #define _RIG_KERNEL_MODULE_INTERNAL_H
@@ -27,6 +30,10 @@ struct kmod_dup_req;
 bool kmod_dup_request_exists_wait(const char *module_name, bool wait, int *dup_ret,
 				  struct kmod_dup_req **first);
 void kmod_dup_request_started(struct kmod_dup_req *first);
+#if RIG_DUPS_API >= 3
+void kmod_dup_request_exec(struct kmod_dup_req *first);
+void kmod_dup_request_put(struct kmod_dup_req *kmod_req);
+#endif
 void kmod_dup_request_announce(struct kmod_dup_req *first, int ret);
 #else
 bool kmod_dup_request_exists_wait(char *module_name, bool wait, int *dup_ret);

@@ -11,10 +11,14 @@
  * Invariants:
  * - An entry is on dup_kmod_reqs from its first request's registration
  *   until that request announces its result, and only then. The list
- *   holds one reference and each waiting duplicate one.
+ *   holds one reference, each waiting duplicate one, and the first
+ *   request's modprobe (its subprocess_info) one from the exec on.
  * - Only the first request holds the entry (kmod_dup_request_exists_wait()
  *   hands it out), so only it marks the entry started and announces; it
  *   announces exactly once, on every path out of __request_module().
+ * - A duplicate never waits for the modprobe it runs in or was forked by,
+ *   and never waits unbounded: a module init, softdep or install command
+ *   of that modprobe asking for the module would otherwise wait for itself.
  */
 
 #define pr_fmt(fmt) "module: " fmt
@@ -26,8 +30,11 @@
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/mutex.h>
+#include <linux/pid.h>
+#include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/task.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 
@@ -39,8 +46,16 @@ static bool enable_dups_trace = IS_ENABLED(CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS_TRA
 module_param(enable_dups_trace, bool_enable_only, 0644);
 
 /*
- * Protects dup_kmod_reqs, the list linkage of its entries and their
- * @started flags. No reader walks the list without it, so it needs no RCU.
+ * How long a duplicate waits for its first request before it stops
+ * trusting it and runs modprobe itself: far longer than any module takes
+ * to load, short enough that a request waiting on itself in a way
+ * kmod_dup_request_from_modprobe() cannot see is reported, not hung.
+ */
+#define KMOD_DUP_WAIT_TIMEOUT	(120 * HZ)
+
+/*
+ * Protects dup_kmod_reqs, the list linkage of its entries, their @started,
+ * @modprobe and @dups. No reader walks the list without it, so it needs no RCU.
  */
 static DEFINE_MUTEX(kmod_dup_mutex);
 static LIST_HEAD(dup_kmod_reqs);
@@ -51,6 +66,8 @@ static LIST_HEAD(dup_kmod_reqs);
  * @kref: one reference for the list, one for each waiting duplicate
  * @name: the requested module name, as the first request spelled it
  * @first_req_done: completed once the first request has announced
+ * @modprobe: the process of the first request's modprobe, once it runs
+ * @dups: the duplicates that found this entry; the first of them warns
  * @dup_ret: the first request's return value, valid after @first_req_done
  * @owner_killed: the first request had a fatal signal pending when it
  *	announced, so @dup_ret is about that task, not about the module
@@ -62,6 +79,8 @@ struct kmod_dup_req {
 	struct kref kref;
 	char name[MODULE_NAME_LEN];
 	struct completion first_req_done;
+	struct pid *modprobe;
+	unsigned int dups;
 	int dup_ret;
 	bool owner_killed;
 	bool started;
@@ -87,22 +106,54 @@ static struct kmod_dup_req *kmod_dup_request_lookup(const char *module_name)
 	return NULL;
 }
 
-static void kmod_dup_request_release(struct kref *kref)
+/*
+ * Whether current is the first request's modprobe or was forked by it (an
+ * install command): a module init or softdep loaded by that modprobe that
+ * asks for the module. Waiting would wait for itself, since the first
+ * request returns only once its modprobe exits.
+ */
+static bool kmod_dup_request_from_modprobe(struct kmod_dup_req *kmod_req)
 {
-	kfree(container_of(kref, struct kmod_dup_req, kref));
+	struct task_struct *task;
+	bool ret = false;
+
+	lockdep_assert_held(&kmod_dup_mutex);
+
+	if (!kmod_req->modprobe)
+		return false;
+
+	rcu_read_lock();
+	for (task = current; task != &init_task; task = rcu_dereference(task->real_parent)) {
+		if (task_tgid(task) == kmod_req->modprobe) {
+			ret = true;
+			break;
+		}
+	}
+	rcu_read_unlock();
+
+	return ret;
 }
 
-static void kmod_dup_request_put(struct kmod_dup_req *kmod_req)
+static void kmod_dup_request_release(struct kref *kref)
 {
-	kref_put(&kmod_req->kref, kmod_dup_request_release);
+	struct kmod_dup_req *kmod_req = container_of(kref, struct kmod_dup_req, kref);
+
+	put_pid(kmod_req->modprobe);
+	kfree(kmod_req);
+}
+
+void kmod_dup_request_put(struct kmod_dup_req *kmod_req)
+{
+	if (kmod_req)
+		kref_put(&kmod_req->kref, kmod_dup_request_release);
 }
 
 bool kmod_dup_request_exists_wait(const char *module_name, bool wait, int *dup_ret,
 				  struct kmod_dup_req **first)
 {
 	struct kmod_dup_req *kmod_req, *new_kmod_req;
-	bool warned = false, retried = false;
-	int ret;
+	bool warned = false, retried = false, first_dup;
+	long ret;
 
 	*first = NULL;
 again:
@@ -158,6 +209,15 @@ again:
 		return false;
 	}
 
+	if (kmod_dup_request_from_modprobe(kmod_req)) {
+		mutex_unlock(&kmod_dup_mutex);
+		kfree(new_kmod_req);
+		pr_warn("request for module %s from its own modprobe: running modprobe instead of waiting for itself\n",
+			module_name);
+		return false;
+	}
+
+	first_dup = !kmod_req->dups++;
 	/* A waiter holds a reference for as long as it looks at the entry. */
 	if (wait)
 		kref_get(&kmod_req->kref);
@@ -175,12 +235,15 @@ again:
 	 *
 	 * Duplicate request_module() calls can cause quite a bit of wasted
 	 * vmalloc() space when racing with userspace.
+	 *
+	 * Only the first duplicate of a burst warns (with a stack trace when
+	 * tracing); the first request reports how many there were.
 	 */
-	if (!warned) {
+	if (first_dup && !warned) {
 		if (enable_dups_trace)
-			WARN(1, "module-autoload: duplicate request for module %s\n", module_name);
+			WARN(1, pr_fmt("duplicate request for module %s\n"), module_name);
 		else
-			pr_warn("module-autoload: duplicate request for module %s\n", module_name);
+			pr_warn("duplicate request for module %s\n", module_name);
 		warned = true;
 	}
 
@@ -194,8 +257,15 @@ again:
 	}
 
 	/* A duplicate request_module() gets the first request's result. */
-	ret = wait_for_completion_killable(&kmod_req->first_req_done);
-	if (!ret && kmod_req->owner_killed && !fatal_signal_pending(current)) {
+	ret = wait_for_completion_killable_timeout(&kmod_req->first_req_done,
+						   KMOD_DUP_WAIT_TIMEOUT);
+	if (!ret) {
+		kmod_dup_request_put(kmod_req);
+		pr_warn("duplicate request for module %s: no result after %d s, running modprobe\n",
+			module_name, KMOD_DUP_WAIT_TIMEOUT / HZ);
+		return false;
+	}
+	if (ret > 0 && kmod_req->owner_killed && !fatal_signal_pending(current)) {
 		/*
 		 * Only a killed first request leaves a result that says
 		 * nothing about the module. Start over once: the first
@@ -213,24 +283,43 @@ again:
 		retried = true;
 		goto again;
 	}
-	*dup_ret = ret ? ret : kmod_req->dup_ret;
+	*dup_ret = ret < 0 ? ret : kmod_req->dup_ret;
 	kmod_dup_request_put(kmod_req);
 
 	return true;
 }
 
+/*
+ * The first request's modprobe is about to be exec'ed: its subprocess_info
+ * takes a reference, dropped with kmod_dup_request_put() when the info is
+ * freed, which kmod_dup_request_exec() needs in the new process.
+ */
 void kmod_dup_request_started(struct kmod_dup_req *first)
 {
 	if (!first)
 		return;
 
+	kref_get(&first->kref);
 	mutex_lock(&kmod_dup_mutex);
 	first->started = true;
 	mutex_unlock(&kmod_dup_mutex);
 }
 
+/* In the new process, before the exec: this is the first request's modprobe. */
+void kmod_dup_request_exec(struct kmod_dup_req *first)
+{
+	if (!first)
+		return;
+
+	mutex_lock(&kmod_dup_mutex);
+	first->modprobe = get_pid(task_tgid(current));
+	mutex_unlock(&kmod_dup_mutex);
+}
+
 void kmod_dup_request_announce(struct kmod_dup_req *first, int ret)
 {
+	unsigned int dups;
+
 	/* An untracked request has nothing to announce and takes no lock. */
 	if (!first)
 		return;
@@ -242,6 +331,7 @@ void kmod_dup_request_announce(struct kmod_dup_req *first, int ret)
 	 */
 	mutex_lock(&kmod_dup_mutex);
 	list_del(&first->list);
+	dups = first->dups;
 	mutex_unlock(&kmod_dup_mutex);
 
 	/*
@@ -251,6 +341,9 @@ void kmod_dup_request_announce(struct kmod_dup_req *first, int ret)
 	 */
 	first->dup_ret = ret;
 	first->owner_killed = fatal_signal_pending(current);
+	if (dups && !first->owner_killed)
+		pr_info("duplicate requests for module %s: %u, served by its first request (%d)\n",
+			first->name, dups, ret);
 	complete_all(&first->first_req_done);
 	kmod_dup_request_put(first);
 }

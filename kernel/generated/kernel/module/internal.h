@@ -310,6 +310,8 @@ struct kmod_dup_req;
 bool kmod_dup_request_exists_wait(const char *module_name, bool wait, int *dup_ret,
 				  struct kmod_dup_req **first);
 void kmod_dup_request_started(struct kmod_dup_req *first);
+void kmod_dup_request_exec(struct kmod_dup_req *first);
+void kmod_dup_request_put(struct kmod_dup_req *kmod_req);
 void kmod_dup_request_announce(struct kmod_dup_req *first, int ret);
 #else
 static inline bool kmod_dup_request_exists_wait(const char *module_name, bool wait,
@@ -321,6 +323,14 @@ static inline bool kmod_dup_request_exists_wait(const char *module_name, bool wa
 }
 
 static inline void kmod_dup_request_started(struct kmod_dup_req *first)
+{
+}
+
+static inline void kmod_dup_request_exec(struct kmod_dup_req *first)
+{
+}
+
+static inline void kmod_dup_request_put(struct kmod_dup_req *kmod_req)
 {
 }
 

@@ -39,6 +39,7 @@ void wait_for_completion(struct completion *x);
 int wait_for_completion_interruptible(struct completion *x);
 int wait_for_completion_killable(struct completion *x);
 int wait_for_completion_state(struct completion *x, unsigned int state);
+long wait_for_completion_killable_timeout(struct completion *x, unsigned long timeout);
 bool try_wait_for_completion(struct completion *x);
 bool completion_done(struct completion *x);
 

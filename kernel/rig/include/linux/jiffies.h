@@ -38,4 +38,7 @@ static inline u64 rig_jiffies_to_ns(unsigned long j)
 	return (u64)j * RIG_JIFFY_NS;
 }
 
+/* The jiffies left until @deadline_ns (rig_now_ns()), at least 1: a timed wait's success. */
+long rig_jiffies_left(u64 deadline_ns);
+
 #endif /* _RIG_LINUX_JIFFIES_H */

@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <linux/compiler.h>
+#include <linux/pid.h>
 #include <linux/types.h>
 
 #define TASK_RUNNING		0x0000
@@ -27,6 +28,14 @@
 struct task_struct {
 	pid_t pid;
 	char comm[TASK_COMM_LEN];
+
+	/*
+	 * The process: the usermode helper starts a new one for every
+	 * modprobe (rig_task_new_process()), whose parent is init_task (the
+	 * kernel's is a kworker or kthreadd, never the requester).
+	 */
+	struct task_struct *real_parent;
+	struct pid *tgid_pid;
 
 	/* Sleeping and waking: @woken under @sleep_lock. */
 	pthread_mutex_t sleep_lock;
@@ -61,6 +70,7 @@ struct task_struct {
 };
 
 extern __thread struct task_struct *rig_current;
+extern struct task_struct init_task;
 struct task_struct *rig_current_slow(void);
 
 static inline struct task_struct *get_current(void)
@@ -69,6 +79,14 @@ static inline struct task_struct *get_current(void)
 }
 
 #define current get_current()
+
+static inline struct pid *task_tgid(struct task_struct *p)
+{
+	return p->tgid_pid;
+}
+
+/* The task becomes a new process (fork and exec): a new pid, same thread. */
+void rig_task_new_process(struct task_struct *p);
 
 static inline int fatal_signal_pending(struct task_struct *p)
 {

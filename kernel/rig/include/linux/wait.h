@@ -39,7 +39,6 @@ void rig_wq_prepare(struct wait_queue_head *wq_head, struct rig_wq_entry *e);
 void rig_wq_finish(struct wait_queue_head *wq_head, struct rig_wq_entry *e);
 /* Sleeps until woken or @deadline_ns (rig_now_ns()); false on timeout. */
 bool rig_wq_sleep(struct rig_wq_entry *e, u64 deadline_ns);
-long rig_jiffies_left(u64 deadline_ns);
 
 /*
  * 0 when @condition is still false after @timeout jiffies, -ERESTARTSYS
