@@ -39,9 +39,10 @@ STORM = "kmod_dups_storm"
 TARGET = "kmod_dups_target"
 FAIL = "kmod_dups_fail"
 NONEXISTENT = "kmod_dups_nonexistent"  # a name no module has: just a name
+RECURSE = "kmod_dups_recurse"  # its init requests kmod_dups_target (a post softdep of it)
 
 # Module name -> folder of kernel/ it is built from.
-MODULES: dict[str, str] = {STORM: "storm", TARGET: "targets", FAIL: "targets"}
+MODULES: dict[str, str] = {STORM: "storm", TARGET: "targets", FAIL: "targets", RECURSE: "targets"}
 EXTRA_DIR = "extra"
 RECORD = "kmod-dups-modroot.json"  # written last: the root is complete
 MODPROBE = "/sbin/modprobe"

@@ -24,6 +24,12 @@ nowait_dup
 killed_waiter
     A process that is waiting as a duplicate gets SIGKILL: it returns
     (-ERESTARTSYS) before the first request finished, promptly.
+recursive_softdep
+    kmod_dups_target has the post softdep kmod_dups_recurse, whose init
+    asks for kmod_dups_target from the modprobe the first request waits
+    for: the inner request warns that it comes from its own modprobe and
+    returns 0 (modprobe finds the module live), and the storm ends well
+    before dups.c's 120 s bound, every caller with 0.
 dups_trace
     module.enable_dups_trace (0644, bool_enable_only): duplicates are
     reported with pr_warn() while it is N, with WARN() and a stack trace
@@ -68,6 +74,8 @@ NOWAIT_FIRST = Storm(id="nowait_first", name=TARGET, mode="wait", lead="nowait",
 NOWAIT_DUP = Storm(id="nowait_dup", name=TARGET, mode="nowait", lead="wait", lead_delay_ms=500,
                    min_threads=4, options="init_delay_ms=2000")
 TRACE_THREADS = 3
+RECURSIVE = Storm(id="recursive_softdep", name=TARGET, mode="wait", threads=3, min_threads=3,
+                  options="init_delay_ms=1000")
 
 
 def _storm_shell(storm: Storm) -> Callable[[], list[str]]:
@@ -216,6 +224,39 @@ def evaluate_killed(out: GuestOutput) -> Verdict:
     ], seen)
 
 
+RECURSE_THREADS = 3
+# Well under dups.c's KMOD_DUP_WAIT_TIMEOUT (120 s): the storm ended because
+# the recursion was seen, not because the bounded wait ran out.
+RECURSE_MAX_MS = 60000
+
+
+def recursive_shell() -> list[str]:
+    return ["kds_recursive_softdep recursive_softdep"]
+
+
+def evaluate_recursive(out: GuestOutput) -> Verdict:
+    test, expected = "recursive_softdep", ("the request from the module's own modprobe (a post softdep's "
+                                           "init) warns and returns 0 at once; every caller gets 0")
+    rec = out.record("recursive", "recursive_softdep")
+    if not rec:
+        return _missing(test, expected, "the recursive-softdep record")
+    run = _judgeable(out, RECURSIVE, test, expected)
+    if isinstance(run, Verdict):
+        return run
+    own = int(rec.get("own", "0"))
+    seen = (f"{len(run.results)} caller(s) got {_rets(run.results)} in {run.ms} ms; {rec['state']} "
+            f"{guest_storm.RECURSE}, its request returned {rec['ret']}; {own} own-modprobe warning(s); "
+            f"{run.launches} modprobe launch(es); {run.dups} duplicate(s) reported")
+    return _judge(test, expected, [
+        (len(run.results) >= RECURSE_THREADS, f"{len(run.results)} callers returned"),
+        (run.rets == {0}, f"callers got {_rets(run.results)}"),
+        (rec["state"] == "live", f"{guest_storm.RECURSE} is {rec['state']}, its init did not finish"),
+        (rec["ret"] == "0", f"the request from its init returned {rec['ret']}"),
+        (own >= 1, "no warning that the request came from its own modprobe"),
+        (run.ms < RECURSE_MAX_MS, f"the storm took {run.ms} ms (the bound is 120 s)"),
+    ], seen)
+
+
 def dups_trace_shell() -> list[str]:
     return ["kds_dups_trace dups_trace"]
 
@@ -262,6 +303,7 @@ TESTS: dict[str, SemanticTest] = {
         SemanticTest("nowait_first", _storm_shell(NOWAIT_FIRST), evaluate_nowait_first),
         SemanticTest("nowait_dup", _storm_shell(NOWAIT_DUP), evaluate_nowait_dup),
         SemanticTest("killed_waiter", killed_waiter_shell, evaluate_killed),
+        SemanticTest("recursive_softdep", recursive_shell, evaluate_recursive),
         SemanticTest("dups_trace", dups_trace_shell, evaluate_trace),
     )
 }
@@ -279,6 +321,7 @@ def render(paths: GuestPaths, tests: Sequence[str] | None = None) -> str:
             body += TESTS[name].shell()
     body += [f"kds_unload {TARGET}", f"kds_unload {FAIL}", "kds_teardown"]
     shell = {"KDS_TARGET": TARGET, "KDS_KILL_DELAY_MS": KILL_DELAY_MS, "KDS_TRACE_THREADS": TRACE_THREADS,
+             "KDS_RECURSE": guest_storm.RECURSE, "KDS_RECURSE_THREADS": RECURSE_THREADS,
              "KDS_TRACE_OPTIONS": "init_delay_ms=1500"}
     return guest_storm.preamble(paths, variables_=shell, libraries=["semantics"]) + "\n" + "\n".join(body) + "\n"
 

@@ -119,7 +119,7 @@ def test_checkpatch_catches_a_style_problem(base_tree: Path, tmp_path: Path):
 
 @pytest.mark.slow
 def test_modules_build_without_warnings(kbuild: Path, built: dict[str, Path]):
-    assert set(built) == {kmods.STORM, kmods.TARGET, kmods.FAIL}
+    assert set(built) == {kmods.STORM, kmods.TARGET, kmods.FAIL, kmods.RECURSE}
     log = (next(iter(built.values())).parent / "build.log").read_text()
     compiler = [line for line in log.splitlines()
                 if re.search(r"\.[ch]:\d+:\d+: (warning|error)", line)]
@@ -366,6 +366,8 @@ def test_semantics_feature_off_all_fail_with_reasons():
     assert "4 modprobe launches, expected 1" in verdicts["failing_dups"].detail
     assert "expected 2" in verdicts["nowait_first"].detail
     assert "feature off" in verdicts["dups_trace"].detail
+    # Without dups.c there is nothing to wait for: no hang, but no warning either.
+    assert "no warning that the request came from its own modprobe" in verdicts["recursive_softdep"].detail
 
 
 def test_semantics_judges_what_it_sees():
@@ -380,6 +382,22 @@ def test_semantics_judges_what_it_sees():
     off = text.replace("rc_off=1 off=Y", "rc_off=0 off=N")
     assert not semantics.evaluate_trace(guest_storm.parse_output(off)).passed
     assert all(not v.passed for v in semantics.evaluate(guest_storm.parse_output("")))
+    # Each way the recursive request can go wrong, fed to its judge.
+    rec = "KDS recursive id=recursive_softdep state=live ret=0 own=1"
+    assert rec in text
+    for bad, why in ((rec.replace("own=1", "own=0"), "no warning that the request came"),
+                     (rec.replace("ret=0", "ret=-"), "the request from its init returned -"),
+                     (rec.replace("state=live", "state=coming"), "its init did not finish"),
+                     ("", "the recursive-softdep record missing")):
+        verdict = semantics.evaluate_recursive(guest_storm.parse_output(text.replace(rec, bad)))
+        assert not verdict.passed and why in verdict.detail, (why, verdict.detail)
+    slow = re.sub(r"(KDS storm id=recursive_softdep .* rc=0 ms=)\d+", r"\g<1>121000", text)
+    assert "the bound is 120 s" in semantics.evaluate_recursive(guest_storm.parse_output(slow)).detail
+    # One WARN for two warning lines in trace mode: not every warning was a WARN.
+    warned = text.replace("KDS kernel id=dups_trace.on launches=1 dups=2 warns=1 marked=1 bursts=1 warned=1",
+                          "KDS kernel id=dups_trace.on launches=1 dups=2 warns=1 marked=1 bursts=1 warned=2")
+    assert warned != text
+    assert not semantics.evaluate_trace(guest_storm.parse_output(warned)).passed
     fatal = semantics.evaluate(guest_storm.parse_output("KDS fatal reason=insmod\n"))
     assert all("reason=insmod" in v.detail for v in fatal)
 
@@ -462,6 +480,19 @@ def test_kmod_selftest_without_its_mark_has_no_dups_count():
     assert res["0008"].dups is None and res["0005"].dups == 49
     row = next(line for line in kmod_selftest.table(list(res.values())).splitlines() if line.startswith("0008"))
     assert row.split()[4:6] == ["1", "?"]
+
+
+def test_kmod_selftest_adds_up_burst_reports_on_the_console():
+    """The hardened dups.c warns once a burst and reports the count when
+    its first request returns: the count is the reports' sum."""
+    warn = "[    9.1][  T70] module: duplicate request for module test_module"
+    burst = "[    9.9][  T69] module: duplicate requests for module test_module: {}, served by its first request (0)"
+    console = "\n".join(["[    8.0][   T1] kmod-dups mark 0008", warn, burst.format(40), warn, burst.format(9),
+                         "[   20.0][   T1] kmod-dups mark 0009", warn]) + "\n"
+    counts = kmod_selftest.console_dups(console)
+    assert counts["0008"] == kmod_selftest.ConsoleCount(49, False)
+    # No report (yet): the warning lines are all there is.
+    assert counts["0009"].dups == 1
 
 
 def test_kmod_selftest_counts_dups_on_the_console():

@@ -189,6 +189,31 @@ def test_helpers_count_launches_and_wait_for_a_condition(tmp_path: Path) -> None
     assert proc.stdout.split("\n")[:4] == ["2", "1", "0", "waited 2"]
 
 
+def test_helpers_count_duplicates_waiting_and_reported(tmp_path: Path) -> None:
+    """kdx_dups: the posted dups.c warns per duplicate; the hardened one
+    warns once a burst, so duplicates still waiting are counted by their
+    wchan and finished bursts by their first request's report."""
+    proc_root = tmp_path / "proc"
+    for pid, wchan in ((10, "kmod_dup_request_exists_wait"), (11, "kmod_dup_request_exists_wait"),
+                       (12, "do_select"), (13, "kmod_dup_request_exists_wait_x")):
+        (proc_root / str(pid)).mkdir(parents=True)
+        (proc_root / str(pid) / "wchan").write_text(wchan)
+    posted = ("kmod-dups mark s1\n" + "module: module-autoload: duplicate request for module kmod_dups_target\n" * 3)
+    hardened_waiting = "kmod-dups mark s1\nmodule: duplicate request for module kmod_dups_target\n"
+    hardened_done = (hardened_waiting + "module: duplicate requests for module kmod_dups_target: 5, served by "
+                     "its first request (0)\nmodule: duplicate request for module kmod_dups_target\n")
+    seen = []
+    for log in (posted, hardened_waiting, hardened_done):
+        (tmp_path / "dmesg.txt").write_text(log)
+        proc = run_helpers(tmp_path, f"dmesg() {{ cat {tmp_path}/dmesg.txt; }}; KDX_PROC={proc_root}; "
+                           "kdx_dups s1 kmod_dups_target")
+        assert proc.returncode == 0, proc.stderr
+        seen.append(proc.stdout.strip())
+    # posted: 3 warning lines (more than the 2 waiting); hardened: 2 waiting
+    # (one warning line); one burst of 5 reported plus 2 waiting.
+    assert seen == ["3", "2", "7"]
+
+
 # ---------------------------------------------------------------- the console
 
 

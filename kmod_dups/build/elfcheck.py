@@ -31,7 +31,9 @@ DUPS_FUNCTIONS = ("kmod_dup_request_exists_wait", "kmod_dup_request_announce")
 PARAM_NAME = "module.enable_dups_trace"
 PARAM_OPS = "param_ops_bool_enable_only"
 PARAM_PERM = 0o644
-WARNING_FORMAT = b"module-autoload: duplicate request for module %s"
+# Both variants print it: "module-autoload: duplicate ..." as posted,
+# "module: duplicate ..." (pr_fmt) hardened.
+WARNING_FORMAT = b"duplicate request for module %s\n"
 
 STT_OBJECT, STT_FUNC = 1, 2
 

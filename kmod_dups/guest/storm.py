@@ -35,10 +35,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from kmod_dups import guest
-from kmod_dups.kmods import FAIL, NONEXISTENT, STORM, TARGET, modprobe_wrapper
+from kmod_dups.kmods import FAIL, NONEXISTENT, RECURSE, STORM, TARGET, modprobe_wrapper
 
 __all__ = [
-    "FAIL", "NONEXISTENT", "STORM", "TARGET", "GuestPaths", "Storm", "CallResult", "StormSummary",
+    "FAIL", "NONEXISTENT", "RECURSE", "STORM", "TARGET", "GuestPaths", "Storm", "CallResult", "StormSummary",
     "CallRecord", "StormRun", "GuestOutput", "preamble", "storm_lines", "render", "parse_results",
     "parse_summary", "parse_calls", "parse_output",
 ]

@@ -97,16 +97,18 @@ kdx_until() {
 	done
 }
 
-# Duplicates of module $2 since mark $1, while a storm runs: those in the
-# kernel log (kds_dups_in), or if more, those the first requests have not
-# reported yet: the tasks asleep in dups.c's wait (their wchan), whatever
-# module they wait for (a storm asks for one).
+# Duplicates of module $2 since mark $1, while a storm runs. The posted
+# dups.c warns for each (kds_dups_in counts the lines); the hardened one
+# warns once a burst and reports the burst's count when its first request
+# returns, so the duplicates still waiting are the tasks asleep in dups.c's
+# wait (their wchan), whatever module they wait for (a storm asks for one).
 kdx_dups() {
 	kdx_seen=$(kds_dups_in "$(kds_log_since "$1")" "$2")
-	kdx_waiting=$(grep -lx kmod_dup_request_exists_wait /proc/[0-9]*/wchan 2>/dev/null | wc -l)
-	kdx_bursts=$(kds_log_since "$1" | grep -c "duplicate requests for module $2: ")
-	if [ "$kdx_bursts" -gt 0 ] || [ "$kdx_waiting" -gt "$kdx_seen" ]; then
+	kdx_waiting=$(grep -lx kmod_dup_request_exists_wait "${KDX_PROC:-/proc}"/[0-9]*/wchan 2>/dev/null | wc -l)
+	if kds_log_since "$1" | grep -q "duplicate requests for module $2: "; then
 		kdx_seen=$((kdx_seen + kdx_waiting))
+	elif [ "$kdx_waiting" -gt "$kdx_seen" ]; then
+		kdx_seen=$kdx_waiting
 	fi
 	echo "$kdx_seen"
 }
