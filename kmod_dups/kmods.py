@@ -40,6 +40,11 @@ TARGET = "kmod_dups_target"
 FAIL = "kmod_dups_fail"
 NONEXISTENT = "kmod_dups_nonexistent"  # a name no module has: just a name
 RECURSE = "kmod_dups_recurse"  # its init requests kmod_dups_target (a post softdep of it)
+# Names no module has whose modprobe the wrapper holds (each keeps one of
+# kmod.c's 50 modprobe slots) while the FIFO HOLD_GATE in its config folder
+# has a writer: it logs "UPTIME PID hold NAME", then reads the FIFO to EOF.
+HOLD_PREFIX = "kmod_dups_hold_"
+HOLD_GATE = "hold"
 
 # Module name -> folder of kernel/ it is built from.
 MODULES: dict[str, str] = {STORM: "storm", TARGET: "targets", FAIL: "targets", RECURSE: "targets"}
@@ -256,7 +261,10 @@ def modprobe_wrapper(root: str | Path, *, config: str | Path | None = None,
     with *config* (a modprobe.d folder or file) it reads only that, so a
     guest script can set module options such as ``init_delay_ms``; with
     *log* each launch appends ``UPTIME PID ARGS`` to it first (the kernel
-    runs ``modprobe -q -- NAME``), from shell builtins only.
+    runs ``modprobe -q -- NAME``), from shell builtins only.  With both, a
+    launch for a ``HOLD_PREFIX`` name opens the FIFO ``CONFIG/HOLD_GATE``
+    if there is one, logs ``UPTIME PID hold NAME`` and waits until its
+    writers closed it, holding its modprobe slot.
     """
     q = shlex.quote
     lines = [
@@ -270,6 +278,10 @@ def modprobe_wrapper(root: str | Path, *, config: str | Path | None = None,
             f'echo "$up $$ $*" >> {q(str(log))}',
         ]
     args = [q(modprobe), "-d", q(str(root))]
+    if config is not None and log is not None:
+        gate = q(f"{config}/{HOLD_GATE}")
+        lines.append(f'case "$3" in {HOLD_PREFIX}*) if [ -p {gate} ]; then '
+                     f'{{ echo "$up $$ hold $3" >> {q(str(log))}; read -r _ || :; }} < {gate}; fi ;; esac')
     if config is not None:
         args += ["-C", q(str(config))]
     lines.append(f'exec {" ".join(args)} "$@"')

@@ -24,6 +24,21 @@ nowait_dup
 killed_waiter
     A process that is waiting as a duplicate gets SIGKILL: it returns
     (-ERESTARTSYS) before the first request finished, promptly.
+slots_full
+    All 50 modprobe slots held (the wrapper holds modprobes of
+    kmod_dups_hold_* names), then 100 callers ask for kmod_dups_target at
+    once: the first waits for a slot and gets -ETIME after kmod.c's 5 s,
+    every duplicate with it (within 1.2x the slot timeout), and no
+    modprobe runs for the target.
+nowait_lost
+    Every slot held; a request_module() for kmod_dups_target waits for a
+    slot, a request_module_nowait() follows, the first is killed, the slots
+    free up: the nowait request still runs its modprobe, and the module
+    ends up loaded.
+spellings
+    Concurrent requests for kmod_dups_target and kmod-dups-target (one
+    module to modprobe and to the kernel): one modprobe launch, every
+    caller gets 0.
 recursive_softdep
     kmod_dups_target has the post softdep kmod_dups_recurse, whose init
     asks for kmod_dups_target from the modprobe the first request waits
@@ -45,7 +60,8 @@ from kmod_dups.guest import storm as guest_storm
 from kmod_dups.guest.storm import FAIL, TARGET, CallResult, GuestOutput, GuestPaths, Storm, StormRun
 # -ERESTARTSYS is what a killed duplicate waiter gets from
 # wait_for_completion_state(..., TASK_KILLABLE).
-from kmod_dups.kernel_abi import ERESTARTSYS
+from kmod_dups.kernel_abi import ERESTARTSYS, ETIME
+from kmod_dups.kmods import HOLD_GATE, HOLD_PREFIX
 
 
 KILL_DELAY_MS = 8000
@@ -99,7 +115,7 @@ def _storm_basics(run: StormRun) -> str | None:
     return None
 
 
-def _rets(results: Sequence[guest_storm.CallResult]) -> str:
+def _rets(results: Sequence[guest_storm.CallResult | guest_storm.CallRecord]) -> str:
     counts: dict[int, int] = {}
     for r in results:
         counts[r.ret] = counts.get(r.ret, 0) + 1
@@ -224,6 +240,97 @@ def evaluate_killed(out: GuestOutput) -> Verdict:
     ], seen)
 
 
+# kmod.c: MAX_KMOD_CONCURRENT slots, MAX_KMOD_ALL_BUSY_TIMEOUT seconds.
+SLOTS = 50
+SLOT_TIMEOUT_MS = 5000
+SLOT_WAITERS = 100
+SLOTS_FULL = Storm(id="slots_full", name=TARGET, mode="wait", threads=SLOT_WAITERS,
+                   min_threads=SLOT_WAITERS)
+SPELLINGS = 8
+
+
+def slots_shell() -> list[str]:
+    return ["kds_slots_full slots_full"]
+
+
+def evaluate_slots(out: GuestOutput) -> Verdict:
+    test, expected = "slots_full", (f"with every slot held, the first request and {SLOT_WAITERS - 1} "
+                                    f"duplicates all get -ETIME within 1.2x the {SLOT_TIMEOUT_MS} ms "
+                                    "slot timeout; no modprobe for the target")
+    run = _judgeable(out, SLOTS_FULL, test, expected)
+    if isinstance(run, Verdict):
+        return run
+    latencies = [r.latency_us for r in run.results]
+    if not latencies:
+        return Verdict(test, False, "no caller results", expected)
+    slowest, fastest = max(latencies) // 1000, min(latencies) // 1000
+    seen = (f"{len(run.results)} caller(s) got {_rets(run.results)}, returning after {fastest} to "
+            f"{slowest} ms; {run.launches} modprobe launch(es); {run.dups} duplicate(s) reported")
+    return _judge(test, expected, [
+        (len(run.results) == SLOT_WAITERS, f"{len(run.results)} callers returned, expected {SLOT_WAITERS}"),
+        (run.rets == {-ETIME}, f"callers got {_rets(run.results)}, expected -{ETIME} for all"),
+        # Each waited for the slot timeout, so every slot was really held.
+        (fastest >= SLOT_TIMEOUT_MS * 0.9, f"a caller returned after {fastest} ms, before the slot timeout"),
+        (slowest <= SLOT_TIMEOUT_MS * 1.2, f"the last caller returned after {slowest} ms"),
+        (run.launches == 0, f"{run.launches} modprobe launches for the target, expected 0"),
+        (run.dups == SLOT_WAITERS - 1, f"{run.dups} duplicates reported, expected {SLOT_WAITERS - 1}"),
+    ], seen)
+
+
+def nowait_lost_shell() -> list[str]:
+    return ["kds_nowait_lost nowait_lost"]
+
+
+def evaluate_nowait_lost(out: GuestOutput) -> Verdict:
+    test, expected = "nowait_lost", ("a request_module_nowait() behind a first request that is killed "
+                                     "while waiting for a slot still runs modprobe: the module loads")
+    rec = out.record("nowait-lost", "nowait_lost")
+    if not rec:
+        return _missing(test, expected, "the nowait-lost record")
+    calls = {c.pid: c for c in out.calls.get("nowait_lost", [])}
+    first, nowait = calls.get(int(rec["first"])), calls.get(int(rec["nowait"]))
+    if first is None or nowait is None:
+        return Verdict(test, False, "the call log lacks the first or the nowait request", expected)
+    seen = (f"first request returned {first.ret} after {first.latency_us // 1000} ms (killed: "
+            f"{int(first.killed)}); nowait request returned {nowait.ret} after {nowait.latency_us // 1000} ms; "
+            f"{rec['launches']} modprobe launch(es); the module is {rec['state']}")
+    return _judge(test, expected, [
+        (first.killed and first.ret == -ERESTARTSYS,
+         f"the first request got {first.ret} (killed: {int(first.killed)}), expected -{ERESTARTSYS}"),
+        (nowait.ret == 0, f"the nowait request got {nowait.ret}"),
+        # Held back by the slots, not folded into the first request at once.
+        (nowait.latency_us >= 500_000, f"the nowait request returned after {nowait.latency_us} us, "
+                                       "before any slot was free"),
+        (rec["launches"] == "1", f"{rec['launches']} modprobe launches, expected 1"),
+        (rec["state"] == "live", f"the module is {rec['state']}: nobody ran modprobe for the nowait request"),
+    ], seen)
+
+
+def spellings_shell() -> list[str]:
+    return ["kds_spellings spellings"]
+
+
+def evaluate_spellings(out: GuestOutput) -> Verdict:
+    test, expected = "spellings", (f"{SPELLINGS} concurrent callers, half spelling the module with '-': "
+                                   "one modprobe launch, every caller gets 0")
+    rec = out.record("spellings", "spellings")
+    if not rec:
+        return _missing(test, expected, "the spellings record")
+    calls = out.calls.get("spellings", [])
+    launches = int(rec["launches_underscore"]) + int(rec["launches_dash"])
+    names = {c.name for c in calls}
+    seen = (f"{len(calls)} caller(s) ({', '.join(sorted(names))}) got "
+            f"{_rets(calls)}; modprobe launches: {rec['launches_underscore']} underscored, "
+            f"{rec['launches_dash']} dashed; {rec['dups']} duplicate(s) reported; the module is {rec['state']}")
+    return _judge(test, expected, [
+        (len(calls) == SPELLINGS and len(names) == 2, f"{len(calls)} calls with {len(names)} spelling(s)"),
+        ({c.ret for c in calls} == {0}, f"callers got {_rets(calls)}"),
+        (launches == 1, f"{launches} modprobe launches, expected 1"),
+        (rec["dups"] == str(SPELLINGS - 1), f"{rec['dups']} duplicates reported, expected {SPELLINGS - 1}"),
+        (rec["state"] == "live", f"the module is {rec['state']}"),
+    ], seen)
+
+
 RECURSE_THREADS = 3
 # Well under dups.c's KMOD_DUP_WAIT_TIMEOUT (120 s): the storm ended because
 # the recursion was seen, not because the bounded wait ran out.
@@ -303,6 +410,9 @@ TESTS: dict[str, SemanticTest] = {
         SemanticTest("nowait_first", _storm_shell(NOWAIT_FIRST), evaluate_nowait_first),
         SemanticTest("nowait_dup", _storm_shell(NOWAIT_DUP), evaluate_nowait_dup),
         SemanticTest("killed_waiter", killed_waiter_shell, evaluate_killed),
+        SemanticTest("slots_full", slots_shell, evaluate_slots),
+        SemanticTest("nowait_lost", nowait_lost_shell, evaluate_nowait_lost),
+        SemanticTest("spellings", spellings_shell, evaluate_spellings),
         SemanticTest("recursive_softdep", recursive_shell, evaluate_recursive),
         SemanticTest("dups_trace", dups_trace_shell, evaluate_trace),
     )
@@ -322,6 +432,8 @@ def render(paths: GuestPaths, tests: Sequence[str] | None = None) -> str:
     body += [f"kds_unload {TARGET}", f"kds_unload {FAIL}", "kds_teardown"]
     shell = {"KDS_TARGET": TARGET, "KDS_KILL_DELAY_MS": KILL_DELAY_MS, "KDS_TRACE_THREADS": TRACE_THREADS,
              "KDS_RECURSE": guest_storm.RECURSE, "KDS_RECURSE_THREADS": RECURSE_THREADS,
+             "KDS_HOLD_PREFIX": HOLD_PREFIX, "KDS_HOLD_GATE": HOLD_GATE, "KDS_SLOTS": SLOTS,
+             "KDS_SLOT_WAITERS": SLOT_WAITERS, "KDS_SPELLINGS": SPELLINGS,
              "KDS_TRACE_OPTIONS": "init_delay_ms=1500"}
     return guest_storm.preamble(paths, variables_=shell, libraries=["semantics"]) + "\n" + "\n".join(body) + "\n"
 

@@ -24,6 +24,7 @@ import re
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -225,6 +226,40 @@ def test_modprobe_wrapper_passes_arguments_and_logs(tmp_path: Path):
     assert float(entry[0]) > 0 and entry[2:] == ["-q", "--", "kmod_dups_target"]
 
 
+def test_modprobe_wrapper_holds_hold_names_on_the_gate(tmp_path: Path):
+    """A kmod_dups_hold_* launch waits, holding its slot, while the gate
+    FIFO has a writer; other names and a missing gate go straight on."""
+    fake = tmp_path / "fake-modprobe"
+    fake.write_text('#!/bin/sh\nfor a; do :; done\necho "ran $a"\n')
+    fake.chmod(0o755)
+    conf, log = tmp_path / "conf", tmp_path / "launches.log"
+    conf.mkdir()
+    wrapper = tmp_path / "modprobe"
+    wrapper.write_text(kmods.modprobe_wrapper(tmp_path, config=conf, log=log, modprobe=str(fake)))
+    wrapper.chmod(0o755)
+    hold = f"{kmods.HOLD_PREFIX}x_1"
+    # No gate: no wait.
+    assert subprocess.run([str(wrapper), "-q", "--", hold], capture_output=True, text=True,
+                          timeout=10).stdout == f"ran {hold}\n"
+    gate = conf / kmods.HOLD_GATE
+    os.mkfifo(gate)
+    writer = os.open(gate, os.O_RDWR)
+    try:
+        held = subprocess.Popen([str(wrapper), "-q", "--", hold], stdout=subprocess.PIPE, text=True)
+        other = subprocess.run([str(wrapper), "-q", "--", "kmod_dups_target"], capture_output=True,
+                               text=True, timeout=10)
+        assert other.stdout == "ran kmod_dups_target\n"
+        for _ in range(100):
+            if f"hold {hold}" in log.read_text():
+                break
+            time.sleep(0.05)
+        assert f"hold {hold}" in log.read_text()
+        assert held.poll() is None
+    finally:
+        os.close(writer)
+    assert held.communicate(timeout=10)[0] == f"ran {hold}\n"
+
+
 def test_modprobe_wrapper_without_log_or_config():
     text = kmods.modprobe_wrapper("/m")
     assert text.splitlines()[-1] == 'exec /sbin/modprobe -d /m "$@"'
@@ -362,7 +397,11 @@ def test_semantics_feature_on_all_pass():
 
 def test_semantics_feature_off_all_fail_with_reasons():
     verdicts = {v.test: v for v in semantics.evaluate(guest_storm.parse_output(data("semantics-nodups-4cpu.log")))}
-    assert not any(v.passed for v in verdicts.values())
+    # Without dups.c nothing suppresses the nowait request: that one is a
+    # property the feature must keep, not one it adds.
+    assert [t for t, v in verdicts.items() if v.passed] == ["nowait_lost"]
+    assert "0 duplicates reported, expected 99" in verdicts["slots_full"].detail
+    assert "8 modprobe launches, expected 1" in verdicts["spellings"].detail
     assert "4 modprobe launches, expected 1" in verdicts["failing_dups"].detail
     assert "expected 2" in verdicts["nowait_first"].detail
     assert "feature off" in verdicts["dups_trace"].detail
@@ -393,6 +432,19 @@ def test_semantics_judges_what_it_sees():
         assert not verdict.passed and why in verdict.detail, (why, verdict.detail)
     slow = re.sub(r"(KDS storm id=recursive_softdep .* rc=0 ms=)\d+", r"\g<1>121000", text)
     assert "the bound is 120 s" in semantics.evaluate_recursive(guest_storm.parse_output(slow)).detail
+    # The slot storm: a caller back early (a slot was free), one late, a launch.
+    early = re.sub(r"(KDS result id=slots_full \d+ 0 wait -62 )\d+", r"\g<1>1000", text, count=1)
+    assert "before the slot timeout" in semantics.evaluate_slots(guest_storm.parse_output(early)).detail
+    late = re.sub(r"(KDS result id=slots_full \d+ 0 wait -62 )\d+", r"\g<1>6500000", text, count=1)
+    assert "the last caller returned after 6500 ms" in semantics.evaluate_slots(guest_storm.parse_output(late)).detail
+    # The lost nowait: folded into the killed first request (0 at once, no launch).
+    lost = re.sub(r"(KDS nowait-lost id=nowait_lost .*state=)live( launches=)1", r"\1absent\g<2>0", text)
+    assert lost != text
+    verdict = semantics.evaluate_nowait_lost(guest_storm.parse_output(lost))
+    assert not verdict.passed and "nobody ran modprobe for the nowait request" in verdict.detail
+    # Two spellings, two modprobes.
+    twice = re.sub(r"launches_dash=0", "launches_dash=1", text)
+    assert "2 modprobe launches, expected 1" in semantics.evaluate_spellings(guest_storm.parse_output(twice)).detail
     # One WARN for two warning lines in trace mode: not every warning was a WARN.
     warned = text.replace("KDS kernel id=dups_trace.on launches=1 dups=2 warns=1 marked=1 bursts=1 warned=1",
                           "KDS kernel id=dups_trace.on launches=1 dups=2 warns=1 marked=1 bursts=1 warned=2")

@@ -76,16 +76,22 @@ kds_log_since() {
 	dmesg | sed -n "/kmod-dups mark $1\$/,\$p"
 }
 
+# Module name $1 as a pattern for either spelling ('-' or '_').
+kds_name_re() {
+	echo "$1" | sed 's/[-_]/[-_]/g'
+}
+
 # The duplicates of module $2 in the kernel log text $1: what the first
 # requests reported ("duplicate requests for module M: N, ..."), or, from a
 # dups.c that reports none (the posted one), one warning line each.
 kds_dups_in() {
-	if printf '%s\n' "$1" | grep -q "duplicate requests for module $2: "; then
+	kds_re=$(kds_name_re "$2")
+	if printf '%s\n' "$1" | grep -q "duplicate requests for module $kds_re: "; then
 		printf '%s\n' "$1" |
-			sed -n "s/.*duplicate requests for module $2: \([0-9][0-9]*\),.*/\1/p" |
+			sed -n "s/.*duplicate requests for module $kds_re: \([0-9][0-9]*\),.*/\1/p" |
 			awk '{ n += $1 } END { print n + 0 }'
 	else
-		printf '%s\n' "$1" | grep -c "duplicate request for module $2\$"
+		printf '%s\n' "$1" | grep -c "duplicate request for module $kds_re\$"
 	fi
 }
 
@@ -99,8 +105,8 @@ kds_kernel() {
 		kds_marked=0
 	fi
 	kds_dups=$(kds_dups_in "$kds_since" "$2")
-	kds_bursts=$(printf '%s\n' "$kds_since" | grep -c "duplicate requests for module $2: ")
-	kds_warned=$(printf '%s\n' "$kds_since" | grep -c "duplicate request for module $2\$")
+	kds_bursts=$(printf '%s\n' "$kds_since" | grep -c "duplicate requests for module $(kds_name_re "$2"): ")
+	kds_warned=$(printf '%s\n' "$kds_since" | grep -c "duplicate request for module $(kds_name_re "$2")\$")
 	kds_warns=$(printf '%s\n' "$kds_since" | grep -c "WARNING: .*kmod_dup_request_exists_wait")
 	kds_launches=$(tail -n "+$(($3 + 1))" "$KDS_LOG" | grep -c -- "-q -- $2\$")
 	kds "kernel id=$1 launches=$kds_launches dups=$kds_dups warns=$kds_warns marked=$kds_marked bursts=$kds_bursts warned=$kds_warned"
@@ -121,6 +127,14 @@ kds_threads() {
 kds_storm() {
 	kds_unload "$2"
 	kds_options "$2" "$9"
+	kds_storm_go "$@"
+	kds_storm_end "$1" "$2"
+}
+
+# The storm itself, with the module and its options as they are: sets the
+# controls, marks the log (kds_from: the modprobe log's length then), runs
+# the callers and prints the storm, summary and result lines.
+kds_storm_go() {
 	kds_set name "$2"
 	kds_set mode "$3"
 	kds_set threads "$(kds_threads "$4" "$5")"
@@ -135,10 +149,14 @@ kds_storm() {
 	# shellcheck disable=SC2320
 	kds_rc=$?
 	kds_t1=$(kds_ms)
-	kds_settle
 	kds "storm id=$1 name=$2 mode=$3 threads=$4 min_threads=$5 rounds=$6 lead=$7 lead_delay_ms=$8 options=$(echo "$9" | tr ' ' +) rc=$kds_rc ms=$((kds_t1 - kds_t0))"
 	sed "s/^/KDS summary id=$1 /" "$KDS_DIR/summary"
 	grep -v '^#' "$KDS_DIR/results" | sed "s/^/KDS result id=$1 /"
+}
+
+# Once every modprobe exited: the kernel's counts for storm $1 of module $2.
+kds_storm_end() {
+	kds_settle
 	kds_kernel "$1" "$2" "$kds_from"
 	kds "module id=$1 name=$2 state=$(kds_state "$2")"
 }

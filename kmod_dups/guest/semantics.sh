@@ -2,7 +2,9 @@
 # semantics.sh - the semantic tests' functions (kmod_dups.semantics), on top
 # of lib.sh.  Reads KDS_TARGET, KDS_KILL_DELAY_MS (the anchor's load time in
 # killed_waiter), KDS_RECURSE and KDS_RECURSE_THREADS (recursive_softdep),
-# KDS_TRACE_THREADS and KDS_TRACE_OPTIONS (dups_trace's storms).
+# KDS_HOLD_PREFIX, KDS_HOLD_GATE, KDS_SLOTS and KDS_SLOT_WAITERS (slots_full,
+# nowait_lost), KDS_SPELLINGS (spellings), KDS_TRACE_THREADS and
+# KDS_TRACE_OPTIONS (dups_trace's storms).
 
 # Two writers of call: an anchor whose modprobe takes KDS_KILL_DELAY_MS, and
 # a duplicate waiter that gets SIGKILL a second later.
@@ -46,6 +48,102 @@ kds_recursive_softdep() {
 	kds_r_own=$(printf '%s\n' "$kds_r_log" | grep -c "request for module $KDS_TARGET from its own modprobe")
 	kds "recursive id=$1 state=$(kds_state "$KDS_RECURSE") ret=${kds_r_ret:--} own=$kds_r_own"
 	kds_unload "$KDS_RECURSE"
+	kds_unload "$KDS_TARGET"
+}
+
+# Hold every modprobe slot: KDS_SLOTS requests (from background writers of
+# call) for names whose modprobe the wrapper holds on the gate FIFO while
+# this shell keeps it open for writing (fd 9). Returns once each holder
+# logged that it has the FIFO open, that is, holds its slot. Children
+# started while the gate is open must close fd 9 (9>&-), or they keep it
+# shut.
+kds_hold_slots() {
+	kds_gate=$KDS_CONF/$KDS_HOLD_GATE
+	rm -f "$kds_gate"
+	mkfifo "$kds_gate" || kds_die "reason=hold-gate"
+	kds_h_from=$(kds_lines "$KDS_LOG")
+	kds_h_i=0
+	while [ "$kds_h_i" -lt "$KDS_SLOTS" ]; do
+		(echo "wait $KDS_HOLD_PREFIX${1}_$kds_h_i" > "$KDS_DIR/call") 2> /dev/null &
+		kds_h_i=$((kds_h_i + 1))
+	done
+	exec 9<> "$kds_gate"
+	kds_h_n=0
+	while [ "$(tail -n "+$((kds_h_from + 1))" "$KDS_LOG" | grep -c " hold $KDS_HOLD_PREFIX")" -lt "$KDS_SLOTS" ]; do
+		kds_h_n=$((kds_h_n + 1))
+		[ "$kds_h_n" -le 1200 ] || kds_die "reason=hold-slots"
+		sleep 0.1
+	done
+}
+
+# Let the holders go (their requests then fail: no module has their names)
+# and wait for every background writer.
+kds_release_slots() {
+	exec 9>&-
+	rm -f "$kds_gate"
+	wait
+}
+
+# Every slot held, then KDS_SLOT_WAITERS callers ask for KDS_TARGET at once:
+# the first request waits for a slot and gets -ETIME after kmod.c's 5 s, and
+# so does every duplicate, at the same time; no modprobe runs for it.
+kds_slots_full() {
+	kds_unload "$KDS_TARGET"
+	kds_options "$KDS_TARGET" ""
+	kds_hold_slots "$1"
+	kds_storm_go "$1" "$KDS_TARGET" wait "$KDS_SLOT_WAITERS" "$KDS_SLOT_WAITERS" 1 none 500 ""
+	kds_release_slots
+	kds_storm_end "$1" "$KDS_TARGET"
+}
+
+# Every slot held; A asks for KDS_TARGET and waits for a slot; D asks with
+# request_module_nowait(); A is killed; the slots free up. D must still get
+# its modprobe: KDS_TARGET ends up loaded.
+kds_nowait_lost() {
+	kds_unload "$KDS_TARGET"
+	kds_options "$KDS_TARGET" "init_delay_ms=500"
+	kds_hold_slots "$1"
+	kds_from=$(kds_lines "$KDS_LOG")
+	kds_mark "$1"
+	(echo "wait $KDS_TARGET" > "$KDS_DIR/call") 9>&- &
+	kds_first=$!
+	sleep 1
+	(echo "nowait $KDS_TARGET" > "$KDS_DIR/call") 9>&- &
+	kds_nowait=$!
+	sleep 1
+	kill -9 "$kds_first"
+	kds_t0=$(kds_ms)
+	kds_release_slots
+	kds_t1=$(kds_ms)
+	kds_settle
+	kds "nowait-lost id=$1 first=$kds_first nowait=$kds_nowait release_to_done_ms=$((kds_t1 - kds_t0)) state=$(kds_state "$KDS_TARGET") launches=$(tail -n "+$((kds_from + 1))" "$KDS_LOG" | grep -c -- "-q -- $KDS_TARGET\$")"
+	grep -v '^#' "$KDS_DIR/call" | grep " $KDS_TARGET\$" | sed "s/^/KDS call id=$1 /"
+	kds_unload "$KDS_TARGET"
+}
+
+# KDS_SPELLINGS callers at once from writers of call, every other one
+# spelling KDS_TARGET with '-': one module, so one modprobe.
+kds_spellings() {
+	kds_unload "$KDS_TARGET"
+	kds_options "$KDS_TARGET" "init_delay_ms=2000"
+	kds_sp_dashed=$(echo "$KDS_TARGET" | tr _ -)
+	kds_from=$(kds_lines "$KDS_LOG")
+	kds_mark "$1"
+	kds_sp_i=0
+	while [ "$kds_sp_i" -lt "$KDS_SPELLINGS" ]; do
+		if [ $((kds_sp_i % 2)) = 1 ]; then
+			kds_sp_name=$kds_sp_dashed
+		else
+			kds_sp_name=$KDS_TARGET
+		fi
+		(echo "wait $kds_sp_name" > "$KDS_DIR/call") &
+		kds_sp_i=$((kds_sp_i + 1))
+	done
+	wait
+	kds_settle
+	kds_sp_log=$(tail -n "+$((kds_from + 1))" "$KDS_LOG")
+	kds "spellings id=$1 callers=$KDS_SPELLINGS state=$(kds_state "$KDS_TARGET") launches_underscore=$(printf '%s\n' "$kds_sp_log" | grep -c -- "-q -- $KDS_TARGET\$") launches_dash=$(printf '%s\n' "$kds_sp_log" | grep -c -- "-q -- $kds_sp_dashed\$") dups=$(kds_dups_in "$(kds_log_since "$1")" "$KDS_TARGET")"
+	grep -v '^#' "$KDS_DIR/call" | tail -n "$KDS_SPELLINGS" | sed "s/^/KDS call id=$1 /"
 	kds_unload "$KDS_TARGET"
 }
 
