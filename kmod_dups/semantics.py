@@ -94,6 +94,11 @@ RECURSIVE = Storm(id="recursive_softdep", name=TARGET, mode="wait", threads=3, m
                   options="init_delay_ms=1000")
 
 
+def _guest_function(function: str, test: str) -> Callable[[], list[str]]:
+    """The test is one function of semantics.sh, called with the test's id."""
+    return lambda: [f"{function} {test}"]
+
+
 def _storm_shell(storm: Storm) -> Callable[[], list[str]]:
     return lambda: guest_storm.storm_lines(storm)
 
@@ -249,10 +254,6 @@ SLOTS_FULL = Storm(id="slots_full", name=TARGET, mode="wait", threads=SLOT_WAITE
 SPELLINGS = 8
 
 
-def slots_shell() -> list[str]:
-    return ["kds_slots_full slots_full"]
-
-
 def evaluate_slots(out: GuestOutput) -> Verdict:
     test, expected = "slots_full", (f"with every slot held, the first request and {SLOT_WAITERS - 1} "
                                     f"duplicates all get -ETIME within 1.2x the {SLOT_TIMEOUT_MS} ms "
@@ -275,10 +276,6 @@ def evaluate_slots(out: GuestOutput) -> Verdict:
         (run.launches == 0, f"{run.launches} modprobe launches for the target, expected 0"),
         (run.dups == SLOT_WAITERS - 1, f"{run.dups} duplicates reported, expected {SLOT_WAITERS - 1}"),
     ], seen)
-
-
-def nowait_lost_shell() -> list[str]:
-    return ["kds_nowait_lost nowait_lost"]
 
 
 def evaluate_nowait_lost(out: GuestOutput) -> Verdict:
@@ -304,10 +301,6 @@ def evaluate_nowait_lost(out: GuestOutput) -> Verdict:
         (rec["launches"] == "1", f"{rec['launches']} modprobe launches, expected 1"),
         (rec["state"] == "live", f"the module is {rec['state']}: nobody ran modprobe for the nowait request"),
     ], seen)
-
-
-def spellings_shell() -> list[str]:
-    return ["kds_spellings spellings"]
 
 
 def evaluate_spellings(out: GuestOutput) -> Verdict:
@@ -337,10 +330,6 @@ RECURSE_THREADS = 3
 RECURSE_MAX_MS = 60000
 
 
-def recursive_shell() -> list[str]:
-    return ["kds_recursive_softdep recursive_softdep"]
-
-
 def evaluate_recursive(out: GuestOutput) -> Verdict:
     test, expected = "recursive_softdep", ("the request from the module's own modprobe (a post softdep's "
                                            "init) warns and returns 0 at once; every caller gets 0")
@@ -362,10 +351,6 @@ def evaluate_recursive(out: GuestOutput) -> Verdict:
         (own >= 1, "no warning that the request came from its own modprobe"),
         (run.ms < RECURSE_MAX_MS, f"the storm took {run.ms} ms (the bound is 120 s)"),
     ], seen)
-
-
-def dups_trace_shell() -> list[str]:
-    return ["kds_dups_trace dups_trace"]
 
 
 def evaluate_trace(out: GuestOutput) -> Verdict:
@@ -410,11 +395,11 @@ TESTS: dict[str, SemanticTest] = {
         SemanticTest("nowait_first", _storm_shell(NOWAIT_FIRST), evaluate_nowait_first),
         SemanticTest("nowait_dup", _storm_shell(NOWAIT_DUP), evaluate_nowait_dup),
         SemanticTest("killed_waiter", killed_waiter_shell, evaluate_killed),
-        SemanticTest("slots_full", slots_shell, evaluate_slots),
-        SemanticTest("nowait_lost", nowait_lost_shell, evaluate_nowait_lost),
-        SemanticTest("spellings", spellings_shell, evaluate_spellings),
-        SemanticTest("recursive_softdep", recursive_shell, evaluate_recursive),
-        SemanticTest("dups_trace", dups_trace_shell, evaluate_trace),
+        SemanticTest("slots_full", _guest_function("kds_slots_full", "slots_full"), evaluate_slots),
+        SemanticTest("nowait_lost", _guest_function("kds_nowait_lost", "nowait_lost"), evaluate_nowait_lost),
+        SemanticTest("spellings", _guest_function("kds_spellings", "spellings"), evaluate_spellings),
+        SemanticTest("recursive_softdep", _guest_function("kds_recursive_softdep", "recursive_softdep"), evaluate_recursive),
+        SemanticTest("dups_trace", _guest_function("kds_dups_trace", "dups_trace"), evaluate_trace),
     )
 }
 

@@ -1244,7 +1244,7 @@ static void rig_print_stats(struct rig_stats sum, u64 elapsed_ns)
 		unloads += mod->unloads;
 		pthread_mutex_unlock(&mod->lock);
 	}
-	printf("RIG stats requests=%lu threads=%u wall_ms=%.1f req_per_s=%.0f wait=%lu nowait=%lu first=%lu dup_wait=%lu dup_nowait=%lu dup_fallback=%lu dup_owner_nomem=%lu untracked=%lu killed=%lu kills_sent=%lu reload_cycles=%lu modprobe=%lu finit=%lu finit_eexist=%lu rmmod=%lu alloc_failures=%lu warnings=%lu printk_suppressed=%lu dup_warnings=%lu bursts=%lu burst_dups=%lu recursive_inits=%lu\n",
+	printf("RIG stats requests=%lu threads=%u wall_ms=%.1f req_per_s=%.0f wait=%lu nowait=%lu first=%lu dup_wait=%lu dup_nowait=%lu dup_fallback=%lu dup_owner_nomem=%lu untracked=%lu killed=%lu kills_sent=%lu reload_cycles=%lu modprobe=%lu finit=%lu finit_eexist=%lu rmmod=%lu alloc_failures=%lu warnings=%lu printk_suppressed=%lu dup_warnings=%lu bursts=%lu burst_dups=%lu recursive_inits=%lu late_waits=%lu slot_waits=%lu\n",
 	       sum.requests, opts.threads, elapsed_ns / 1e6,
 	       elapsed_ns ? sum.requests / (elapsed_ns / 1e9) : 0.0,
 	       sum.wait, sum.nowait, sum.first, sum.dup_wait, sum.dup_nowait, sum.fallback,
@@ -1253,7 +1253,9 @@ static void rig_print_stats(struct rig_stats sum, u64 elapsed_ns)
 	       rig_slab_failures(), rig_printk_count(LOGLEVEL_WARNING),
 	       rig_printk_suppressed(), __atomic_load_n(&rig_dup_warnings, __ATOMIC_RELAXED),
 	       __atomic_load_n(&rig_bursts, __ATOMIC_RELAXED),
-	       __atomic_load_n(&rig_burst_dups, __ATOMIC_RELAXED), rig_recursive_inits());
+	       __atomic_load_n(&rig_burst_dups, __ATOMIC_RELAXED), rig_recursive_inits(),
+	       __atomic_load_n(&rig_late_waits, __ATOMIC_RELAXED),
+	       __atomic_load_n(&rig_slot_waits, __ATOMIC_RELAXED));
 }
 
 /* ---- main -------------------------------------------------------------- */

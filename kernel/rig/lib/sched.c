@@ -65,6 +65,8 @@ bool mutex_is_locked(struct mutex *lock)
 
 /* ---- completion -------------------------------------------------------- */
 
+unsigned long rig_late_waits;
+
 struct rig_waiter {
 	struct list_head node;
 	struct task_struct *task;
@@ -133,6 +135,8 @@ static long rig_do_wait_for_common(struct completion *x, long timeout, unsigned 
 	might_sleep();
 	rig_perturb(RIG_SITE_WAIT);
 	pthread_mutex_lock(&x->lock);
+	if (x->done == UINT_MAX)
+		__atomic_fetch_add(&rig_late_waits, 1, __ATOMIC_RELAXED);
 	while (!x->done) {
 		rig_task_prepare_sleep(tsk);
 		if (signal_pending_state(state, tsk)) {

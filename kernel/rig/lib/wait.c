@@ -46,3 +46,5 @@ long rig_jiffies_left(u64 deadline_ns)
 
 	return left > 0 ? left : 1;
 }
+
+unsigned long rig_slot_waits;

@@ -209,7 +209,11 @@ again:
 		return false;
 	}
 
-	if (kmod_dup_request_from_modprobe(kmod_req)) {
+	/*
+	 * A request_module_nowait() does not wait, so only a waiting request
+	 * from the first request's own modprobe would wait for itself.
+	 */
+	if (wait && kmod_dup_request_from_modprobe(kmod_req)) {
 		mutex_unlock(&kmod_dup_mutex);
 		kfree(new_kmod_req);
 		pr_warn("request for module %s from its own modprobe: running modprobe instead of waiting for itself\n",

@@ -43,6 +43,8 @@ bool rig_wq_sleep(struct rig_wq_entry *e, u64 deadline_ns);
 /*
  * 0 when @condition is still false after @timeout jiffies, -ERESTARTSYS
  * on a fatal signal, else the jiffies left (at least 1), as in the kernel.
+ * kmod.c is its only user: a false first look is a wait for a slot
+ * (rig_slot_waits).
  */
 #define wait_event_killable_timeout(wq_head, condition, timeout) ({	\
 	long __ret = (timeout);						\
@@ -50,6 +52,7 @@ bool rig_wq_sleep(struct rig_wq_entry *e, u64 deadline_ns);
 	struct rig_wq_entry __e;					\
 									\
 	if (!(condition)) {						\
+		__atomic_fetch_add(&rig_slot_waits, 1, __ATOMIC_RELAXED); \
 		for (;;) {						\
 			rig_wq_prepare(&(wq_head), &__e);		\
 			if (condition) {				\

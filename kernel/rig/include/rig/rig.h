@@ -105,6 +105,16 @@ unsigned long rig_printk_count(int level);
 unsigned long rig_printk_suppressed(void);
 void rig_warn_slowpath(const char *file, int line, const char *fmt, ...) __printf(3, 4);
 
+/*
+ * Windows reached, counted where they open: a wait on a completion that
+ * complete_all() had already completed (only dups.c's first_req_done is
+ * completed so: a duplicate that found the entry before its first request
+ * announced and waited after), and a slot wait that found every modprobe
+ * slot of kmod.c busy.
+ */
+extern unsigned long rig_late_waits;
+extern unsigned long rig_slot_waits;
+
 /* Memory: objects still allocated, for the leak check. */
 long rig_slab_outstanding(void);
 unsigned long rig_slab_failures(void);
