@@ -23,7 +23,8 @@ and per request (a row named by the request string, e.g. fs-xfs), the
 finit_module() calls and live modules of the modprobes launched for it.
 Beside the table: finit_module() calls by origin (a modprobe the kernel
 started, a udev worker, systemd-modules-load, other), failures by errno,
-the exact peak of bytes held by in-flight finit_module() calls, and
+the exact peak of bytes held by in-flight finit_module() calls (with -m,
+by the calls for that module, counted from when each names it), and
 VmallocUsed sampled from /proc/meminfo.
 
 Run it as root: /usr/bin/python3 -m kmod_dups.dupstrace -h
@@ -80,7 +81,7 @@ BPF_PROGRAM = r"""
 
 struct name_t {
 	char name[NAME_LEN];
-};
+} __attribute__((aligned(8)));	/* FILTER_NAME reads it 8 bytes at a time */
 
 struct counts_t {
 	u64 requests;
@@ -114,6 +115,7 @@ struct finit_t {
 	u32 origin;
 	u16 reading;		/* inside kernel_read_file(READING_MODULE) */
 	u16 formed;		/* reached module:module_load: its image is freed, init is next */
+	u32 counted;		/* with -m: named the module, its bytes count in flight */
 };
 
 /* An __request_module() in flight: its format and first argument, in case
@@ -175,14 +177,12 @@ BPF_PERF_OUTPUT(events);
 static __always_inline int wanted(struct name_t *key)
 {
 #ifdef FILTER_NAME
-	char want[] = FILTER_NAME;
-
-	for (int i = 0; i < sizeof(want); i++) {
-		if (key->name[i] != want[i])
-			return 0;
-	}
-#endif
+	/* Words XORed with the name, ORed together: byte compares (a loop
+	 * or a chain) become a memcmp call that BPF cannot load (E2BIG). */
+	return FILTER_NAME(key->name);
+#else
 	return 1;
+#endif
 }
 
 static __always_inline struct counts_t *counts_of(struct name_t *key)
@@ -242,6 +242,31 @@ static __always_inline int is(const char *s, const char *want, int len)
 			return 0;
 	}
 	return 1;
+}
+
+/*
+ * What a finit_module() call holds counts in flight as it is held; with -m
+ * only a call for that module counts, from when it names the module (the
+ * loader knows the name only once the image is read).
+ */
+static __always_inline void hold_for(struct finit_t *f, s64 bytes)
+{
+#ifdef FILTER_NAME
+	if (!f->counted)
+		return;
+#endif
+	hold(bytes);
+}
+
+/* The call has just learnt its module's name. */
+static __always_inline void named(struct finit_t *f)
+{
+#ifdef FILTER_NAME
+	if (f->counted || !wanted(&f->name))
+		return;
+	f->counted = 1;
+	hold((f->formed ? 0 : f->image) + f->layouts);
+#endif
 }
 
 TRACEPOINT_PROBE(module, module_request)
@@ -315,6 +340,7 @@ TRACEPOINT_PROBE(module, module_load)
 	if (!f)
 		return 0;
 	f->name = key;
+	named(f);
 	/*
 	 * 6.1 fires this after add_unformed_module() let the load through and
 	 * after free_copy() released the image, just before do_init_module():
@@ -323,7 +349,7 @@ TRACEPOINT_PROBE(module, module_load)
 	 */
 	if (!f->formed) {
 		f->formed = 1;
-		hold(-(s64)f->image);
+		hold_for(f, -(s64)f->image);
 	}
 	return 0;
 }
@@ -412,7 +438,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 
 	umh_procs.delete(&tid);
 	if (f) {
-		hold(-(s64)((f->formed ? 0 : f->image) + f->layouts));
+		hold_for(f, -(s64)((f->formed ? 0 : f->image) + f->layouts));
 		finits.delete(&tid);
 	}
 	return 0;
@@ -516,7 +542,7 @@ int trace_read_file_return(struct pt_regs *ctx)
 	f->reading = 0;
 	if (ret > 0) {
 		f->image += ret;
-		hold(ret);
+		hold_for(f, ret);
 	}
 	return 0;
 }
@@ -533,7 +559,7 @@ int trace_layout_alloc(struct pt_regs *ctx)
 	if (!f)
 		return 0;
 	f->layouts += size;
-	hold(size);
+	hold_for(f, size);
 	return 0;
 }
 #endif
@@ -549,6 +575,7 @@ int trace_find_module(struct pt_regs *ctx, const char *name)
 	if (!f || f->name.name[0])
 		return 0;
 	bpf_probe_read_kernel_str(&f->name.name, sizeof(f->name.name), name);
+	named(f);
 	return 0;
 }
 #endif
@@ -567,7 +594,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_finit_module)
 	if (!f)
 		return 0;
 	held = f->image + f->layouts;
-	hold(-(s64)((f->formed ? 0 : f->image) + f->layouts));
+	hold_for(f, -(s64)((f->formed ? 0 : f->image) + f->layouts));
 	key = f->name;
 	if (!key.name[0]) {
 		key.name[0] = '?';
@@ -743,7 +770,7 @@ class Probes:
         if self.request_entry:
             lines.append("#define HAVE_REQUEST_ENTRY 1")
         if filter_name:
-            lines.append(f"#define FILTER_NAME {json.dumps(filter_name)}")
+            lines.append(f"#define FILTER_NAME(n) ({filter_match(filter_name)})")
         if timeline:
             lines.append("#define TIMELINE 1")
         return "".join(line + "\n" for line in lines)
@@ -763,6 +790,23 @@ class Probes:
             out.append(f"REQ: {REQUEST_FUNC}() cannot be probed; requests that end before "
                        "module:module_request (on stock kernels: -ETIME, no modprobe slot) are not seen")
         return out
+
+
+def filter_match(name: str) -> str:
+    """A C expression true when the 8-aligned char array n holds exactly
+    *name* (its NUL included; what follows the NUL is not compared), as
+    little-endian 64-bit words XORed with the name's and ORed together."""
+    data = name.encode() + b"\0"
+    terms = []
+    for at in range(0, len(data), 8):
+        chunk = data[at:at + 8]
+        word = int.from_bytes(chunk.ljust(8, b"\0"), "little")
+        mask = (1 << (8 * len(chunk))) - 1
+        load = f"*(const u64 *)((n) + {at})"
+        if len(chunk) < 8:
+            load = f"({load} & {mask:#x}ULL)"
+        terms.append(f"({load} ^ {word:#x}ULL)")
+    return f"({' | '.join(terms)}) == 0"
 
 
 def program(probes: Probes, filter_name: str | None = None, timeline: bool = False) -> str:
@@ -979,7 +1023,8 @@ def parse_args(argv: list[str] | None = None, prog: str = "dupstrace") -> argpar
     parser.add_argument("interval", nargs="?", type=float, help="print what each INTERVAL seconds added")
     parser.add_argument("count", nargs="?", type=int, help="number of intervals to print")
     parser.add_argument("-d", "--duration", type=float, help="total tracing time in seconds")
-    parser.add_argument("-m", "--module", help="only count this module name (or request string)")
+    parser.add_argument("-m", "--module", help="only count this module name (or request string); the "
+                        "in-flight peak then counts only its finit_module() calls")
     parser.add_argument("-j", "--json", action="store_true", help="print JSON, one document a line")
     parser.add_argument("-e", "--timeline", action="store_true",
                         help="print each request, duplicate (with its wait), launch, finit_module() call "

@@ -17,20 +17,27 @@ TCG), each against what the kernel really did:
 And on the control kernel (the same tree, feature off), the same storms:
 concurrent loads refused by add_unformed_module() (EEXIST, or EBUSY when
 the first load failed) are DUPF with their bytes in DHELD, apart from the
-init failures (ENODEV, FHELD).
+init failures (ENODEV, FHELD).  With all 50 modprobe slots held (the
+wrapper holds kmod_dups_hold_* modprobes), requests time out with -ETIME:
+REQ still counts each (the series moves module:module_request before the
+slot wait even with the option off, so the control kernel's tracepoint
+sees them; a stock tree's would not, and dupstrace counts them at
+__request_module()'s entry instead, which needs a build without the series).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from kmod_dups import kmods, run
+from kmod_dups import kmods, run, semantics
 from kmod_dups.cache import runs_dir
 from kmod_dups.guest import storm as guest_storm
 from kmod_dups.guest.session import run_script
 from kmod_dups.guest.storm import GuestPaths, Storm
+from kmod_dups.kernel_abi import ETIME
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +70,59 @@ def traced(default_build: Path) -> dict:
 @pytest.fixture(scope="module")
 def control(control_build: Path) -> dict:
     return trace_storms(control_build, "dupstrace-counts-control")
+
+
+SLOT_CALLERS = 8
+
+
+@pytest.fixture(scope="module")
+def slots_control(control_build: Path) -> dict:
+    """dupstrace -m kmod_dups_target on the control kernel: 8 requests for
+    it while every modprobe slot is held, then 4 concurrent loads of the
+    failing module (not traced), then one load of the target."""
+    root = kmods.prepare(control_build)
+    paths = GuestPaths(root=str(root.root), release=root.release)
+    body = ["kds_setup", "kds_trace_start", f"kds_unload {kmods.TARGET}", f'kds_options {kmods.TARGET} ""',
+            "kds_hold_slots etime",
+            f"kds_storm_go etime {kmods.TARGET} wait {SLOT_CALLERS} {SLOT_CALLERS} 1 none 500 ''",
+            "kds_release_slots", f"kds_storm_end etime {kmods.TARGET}",
+            *guest_storm.storm_lines(Storm(id="others", name=kmods.FAIL, threads=CPUS)),
+            *guest_storm.storm_lines(Storm(id="one", name=kmods.TARGET, threads=1)),
+            "kds_trace_stop", f"kds_unload {kmods.TARGET}", "kds_teardown"]
+    variables = {"KDS_PYTHON": sys.executable, "KDS_TRACE_TICKS": run.TRACE_READY_S * 10,
+                 "KDS_TRACE_ARGS": f"-m {kmods.TARGET}",
+                 "KDS_HOLD_PREFIX": kmods.HOLD_PREFIX, "KDS_HOLD_GATE": kmods.HOLD_GATE,
+                 "KDS_SLOTS": semantics.SLOTS}
+    script = (guest_storm.preamble(paths, variables_=variables, libraries=["trace", "semantics"]) + "\n"
+              + "\n".join(body) + "\n")
+    guest = run_script(control_build, CPUS, script, runs_dir(), name="dupstrace-etime-control")
+    assert guest.result == "ok", f"guest ended {guest.result}; see {guest.folder}"
+    trace = run.parse_trace(guest.output)
+    assert trace, f"no dupstrace document; see {guest.folder}/output.log"
+    return {"trace": trace, "counts": {m.module: m for m in trace.modules},
+            "storms": guest_storm.parse_output(guest.output).storms, "folder": guest.folder}
+
+
+def test_control_requests_without_a_slot_are_counted(slots_control: dict) -> None:
+    """Every slot held: 8 requests get -ETIME after the slot timeout and
+    REQ counts them, at the tracepoint the series put before the slot
+    wait (so none is left for the entry probe's unslotted count)."""
+    storm = slots_control["storms"]["etime"]
+    assert len(storm.results) == SLOT_CALLERS and storm.rets == {-ETIME}, storm.rets
+    target = slots_control["counts"][kmods.TARGET]
+    assert (target.requests, target.unslotted) == (SLOT_CALLERS + 1, 0)
+    assert (target.launches, target.finit, target.live) == (1, 1, 1)
+
+
+def test_module_filter_keeps_other_loads_out_of_the_inflight_peak(slots_control: dict) -> None:
+    """-m: the peak is the one traced load's (its image and layouts), not
+    the failing module's four concurrent loads (each as big as it)."""
+    storm = slots_control["storms"]["others"]
+    assert len(storm.results) == CPUS and storm.launches == CPUS
+    assert set(slots_control["counts"]) == {kmods.TARGET}
+    target = slots_control["counts"][kmods.TARGET]
+    peak = slots_control["trace"].inflight_peak_bytes
+    assert target.read_bytes <= peak < 3 * target.read_bytes, (peak, target.read_bytes)
 
 
 def test_nothing_was_lost(traced: dict) -> None:

@@ -63,8 +63,10 @@ kds_hold_slots() {
 	mkfifo "$kds_gate" || kds_die "reason=hold-gate"
 	kds_h_from=$(kds_lines "$KDS_LOG")
 	kds_h_i=0
+	kds_holders=
 	while [ "$kds_h_i" -lt "$KDS_SLOTS" ]; do
 		(echo "wait $KDS_HOLD_PREFIX${1}_$kds_h_i" > "$KDS_DIR/call") 2> /dev/null &
+		kds_holders="$kds_holders $!"
 		kds_h_i=$((kds_h_i + 1))
 	done
 	exec 9<> "$kds_gate"
@@ -77,11 +79,13 @@ kds_hold_slots() {
 }
 
 # Let the holders go (their requests then fail: no module has their names)
-# and wait for every background writer.
+# and wait for their writers (only theirs: a tracer may run in the background).
 kds_release_slots() {
 	exec 9>&-
 	rm -f "$kds_gate"
-	wait
+	# Word splitting is wanted: a list of pids.
+	# shellcheck disable=SC2086
+	wait $kds_holders
 }
 
 # Every slot held, then KDS_SLOT_WAITERS callers ask for KDS_TARGET at once:
@@ -114,6 +118,7 @@ kds_nowait_lost() {
 	kill -9 "$kds_first"
 	kds_t0=$(kds_ms)
 	kds_release_slots
+	wait "$kds_first" "$kds_nowait"
 	kds_t1=$(kds_ms)
 	kds_settle
 	kds "nowait-lost id=$1 first=$kds_first nowait=$kds_nowait release_to_done_ms=$((kds_t1 - kds_t0)) state=$(kds_state "$KDS_TARGET") launches=$(tail -n "+$((kds_from + 1))" "$KDS_LOG" | grep -c -- "-q -- $KDS_TARGET\$")"
@@ -130,6 +135,7 @@ kds_spellings() {
 	kds_from=$(kds_lines "$KDS_LOG")
 	kds_mark "$1"
 	kds_sp_i=0
+	kds_sp_pids=
 	while [ "$kds_sp_i" -lt "$KDS_SPELLINGS" ]; do
 		if [ $((kds_sp_i % 2)) = 1 ]; then
 			kds_sp_name=$kds_sp_dashed
@@ -137,9 +143,11 @@ kds_spellings() {
 			kds_sp_name=$KDS_TARGET
 		fi
 		(echo "wait $kds_sp_name" > "$KDS_DIR/call") &
+		kds_sp_pids="$kds_sp_pids $!"
 		kds_sp_i=$((kds_sp_i + 1))
 	done
-	wait
+	# shellcheck disable=SC2086
+	wait $kds_sp_pids
 	kds_settle
 	kds_sp_log=$(tail -n "+$((kds_from + 1))" "$KDS_LOG")
 	kds "spellings id=$1 callers=$KDS_SPELLINGS state=$(kds_state "$KDS_TARGET") launches_underscore=$(printf '%s\n' "$kds_sp_log" | grep -c -- "-q -- $KDS_TARGET\$") launches_dash=$(printf '%s\n' "$kds_sp_log" | grep -c -- "-q -- $kds_sp_dashed\$") dups=$(kds_dups_in "$(kds_log_since "$1")" "$KDS_TARGET")"
