@@ -107,6 +107,12 @@ def _missing(test: str, expected: str, what: str) -> Verdict:
     return Verdict(test, False, f"no result: {what} missing from the guest output", expected)
 
 
+def _record(out: GuestOutput, kind: str, test: str, expected: str) -> dict[str, str] | Verdict:
+    """The test's ``KDS <kind> id=<test>`` record, or the verdict that it is missing."""
+    rec = out.record(kind, test)
+    return rec if rec else _missing(test, expected, f"the {kind} record")
+
+
 def _storm_basics(run: StormRun) -> str | None:
     """Why a storm's numbers cannot be judged, or None."""
     if run.rc != 0:
@@ -249,6 +255,8 @@ def evaluate_killed(out: GuestOutput) -> Verdict:
 SLOTS = 50
 SLOT_TIMEOUT_MS = 5000
 SLOT_WAITERS = 100
+# What semantics.sh's kds_hold_slots reads.
+HOLD_VARIABLES = {"KDS_HOLD_PREFIX": HOLD_PREFIX, "KDS_HOLD_GATE": HOLD_GATE, "KDS_SLOTS": SLOTS}
 SLOTS_FULL = Storm(id="slots_full", name=TARGET, mode="wait", threads=SLOT_WAITERS,
                    min_threads=SLOT_WAITERS)
 SPELLINGS = 8
@@ -281,9 +289,9 @@ def evaluate_slots(out: GuestOutput) -> Verdict:
 def evaluate_nowait_lost(out: GuestOutput) -> Verdict:
     test, expected = "nowait_lost", ("a request_module_nowait() behind a first request that is killed "
                                      "while waiting for a slot still runs modprobe: the module loads")
-    rec = out.record("nowait-lost", "nowait_lost")
-    if not rec:
-        return _missing(test, expected, "the nowait-lost record")
+    rec = _record(out, "nowait-lost", test, expected)
+    if isinstance(rec, Verdict):
+        return rec
     calls = {c.pid: c for c in out.calls.get("nowait_lost", [])}
     first, nowait = calls.get(int(rec["first"])), calls.get(int(rec["nowait"]))
     if first is None or nowait is None:
@@ -306,9 +314,9 @@ def evaluate_nowait_lost(out: GuestOutput) -> Verdict:
 def evaluate_spellings(out: GuestOutput) -> Verdict:
     test, expected = "spellings", (f"{SPELLINGS} concurrent callers, half spelling the module with '-': "
                                    "one modprobe launch, every caller gets 0")
-    rec = out.record("spellings", "spellings")
-    if not rec:
-        return _missing(test, expected, "the spellings record")
+    rec = _record(out, "spellings", test, expected)
+    if isinstance(rec, Verdict):
+        return rec
     calls = out.calls.get("spellings", [])
     launches = int(rec["launches_underscore"]) + int(rec["launches_dash"])
     names = {c.name for c in calls}
@@ -333,9 +341,9 @@ RECURSE_MAX_MS = 60000
 def evaluate_recursive(out: GuestOutput) -> Verdict:
     test, expected = "recursive_softdep", ("the request from the module's own modprobe (a post softdep's "
                                            "init) warns and returns 0 at once; every caller gets 0")
-    rec = out.record("recursive", "recursive_softdep")
-    if not rec:
-        return _missing(test, expected, "the recursive-softdep record")
+    rec = _record(out, "recursive", test, expected)
+    if isinstance(rec, Verdict):
+        return rec
     run = _judgeable(out, RECURSIVE, test, expected)
     if isinstance(run, Verdict):
         return run
@@ -356,9 +364,9 @@ def evaluate_recursive(out: GuestOutput) -> Verdict:
 def evaluate_trace(out: GuestOutput) -> Verdict:
     test, expected = "dups_trace", ("enable_dups_trace is 0644; N: pr_warn only; writing 1 at run "
                                     "time: WARN with a stack trace; it cannot be switched back off")
-    rec = out.record("trace", "dups_trace")
-    if not rec:
-        return _missing(test, expected, "the trace record")
+    rec = _record(out, "trace", test, expected)
+    if isinstance(rec, Verdict):
+        return rec
     if rec.get("present") != "1":
         return Verdict(test, False, "module.enable_dups_trace does not exist (feature off)", expected)
     before, on = out.storms.get("dups_trace.before"), out.storms.get("dups_trace.on")
@@ -395,7 +403,7 @@ TESTS: dict[str, SemanticTest] = {
         SemanticTest("nowait_first", _storm_shell(NOWAIT_FIRST), evaluate_nowait_first),
         SemanticTest("nowait_dup", _storm_shell(NOWAIT_DUP), evaluate_nowait_dup),
         SemanticTest("killed_waiter", killed_waiter_shell, evaluate_killed),
-        SemanticTest("slots_full", _guest_function("kds_slots_full", "slots_full"), evaluate_slots),
+        SemanticTest("slots_full", lambda: [f"kds_slots_full slots_full {SLOT_WAITERS}"], evaluate_slots),
         SemanticTest("nowait_lost", _guest_function("kds_nowait_lost", "nowait_lost"), evaluate_nowait_lost),
         SemanticTest("spellings", _guest_function("kds_spellings", "spellings"), evaluate_spellings),
         SemanticTest("recursive_softdep", _guest_function("kds_recursive_softdep", "recursive_softdep"), evaluate_recursive),
@@ -417,8 +425,7 @@ def render(paths: GuestPaths, tests: Sequence[str] | None = None) -> str:
     body += [f"kds_unload {TARGET}", f"kds_unload {FAIL}", "kds_teardown"]
     shell = {"KDS_TARGET": TARGET, "KDS_KILL_DELAY_MS": KILL_DELAY_MS, "KDS_TRACE_THREADS": TRACE_THREADS,
              "KDS_RECURSE": guest_storm.RECURSE, "KDS_RECURSE_THREADS": RECURSE_THREADS,
-             "KDS_HOLD_PREFIX": HOLD_PREFIX, "KDS_HOLD_GATE": HOLD_GATE, "KDS_SLOTS": SLOTS,
-             "KDS_SLOT_WAITERS": SLOT_WAITERS, "KDS_SPELLINGS": SPELLINGS,
+             **HOLD_VARIABLES, "KDS_SPELLINGS": SPELLINGS,
              "KDS_TRACE_OPTIONS": "init_delay_ms=1500"}
     return guest_storm.preamble(paths, variables_=shell, libraries=["semantics"]) + "\n" + "\n".join(body) + "\n"
 

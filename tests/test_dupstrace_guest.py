@@ -82,17 +82,12 @@ def slots_control(control_build: Path) -> dict:
     failing module (not traced), then one load of the target."""
     root = kmods.prepare(control_build)
     paths = GuestPaths(root=str(root.root), release=root.release)
-    body = ["kds_setup", "kds_trace_start", f"kds_unload {kmods.TARGET}", f'kds_options {kmods.TARGET} ""',
-            "kds_hold_slots etime",
-            f"kds_storm_go etime {kmods.TARGET} wait {SLOT_CALLERS} {SLOT_CALLERS} 1 none 500 ''",
-            "kds_release_slots", f"kds_storm_end etime {kmods.TARGET}",
+    body = ["kds_setup", "kds_trace_start", f"kds_slots_full etime {SLOT_CALLERS}",
             *guest_storm.storm_lines(Storm(id="others", name=kmods.FAIL, threads=CPUS)),
             *guest_storm.storm_lines(Storm(id="one", name=kmods.TARGET, threads=1)),
             "kds_trace_stop", f"kds_unload {kmods.TARGET}", "kds_teardown"]
     variables = {"KDS_PYTHON": sys.executable, "KDS_TRACE_TICKS": run.TRACE_READY_S * 10,
-                 "KDS_TRACE_ARGS": f"-m {kmods.TARGET}",
-                 "KDS_HOLD_PREFIX": kmods.HOLD_PREFIX, "KDS_HOLD_GATE": kmods.HOLD_GATE,
-                 "KDS_SLOTS": semantics.SLOTS}
+                 "KDS_TRACE_ARGS": f"-m {kmods.TARGET}", "KDS_TARGET": kmods.TARGET, **semantics.HOLD_VARIABLES}
     script = (guest_storm.preamble(paths, variables_=variables, libraries=["trace", "semantics"]) + "\n"
               + "\n".join(body) + "\n")
     guest = run_script(control_build, CPUS, script, runs_dir(), name="dupstrace-etime-control")

@@ -427,7 +427,7 @@ def test_semantics_judges_what_it_sees():
     for bad, why in ((rec.replace("own=1", "own=0"), "no warning that the request came"),
                      (rec.replace("ret=0", "ret=-"), "the request from its init returned -"),
                      (rec.replace("state=live", "state=coming"), "its init did not finish"),
-                     ("", "the recursive-softdep record missing")):
+                     ("", "the recursive record missing")):
         verdict = semantics.evaluate_recursive(guest_storm.parse_output(text.replace(rec, bad)))
         assert not verdict.passed and why in verdict.detail, (why, verdict.detail)
     slow = re.sub(r"(KDS storm id=recursive_softdep .* rc=0 ms=)\d+", r"\g<1>121000", text)

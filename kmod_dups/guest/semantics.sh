@@ -2,8 +2,7 @@
 # semantics.sh - the semantic tests' functions (kmod_dups.semantics), on top
 # of lib.sh.  Reads KDS_TARGET, KDS_KILL_DELAY_MS (the anchor's load time in
 # killed_waiter), KDS_RECURSE and KDS_RECURSE_THREADS (recursive_softdep),
-# KDS_HOLD_PREFIX, KDS_HOLD_GATE, KDS_SLOTS and KDS_SLOT_WAITERS (slots_full,
-# nowait_lost), KDS_SPELLINGS (spellings), KDS_TRACE_THREADS and
+# KDS_HOLD_PREFIX, KDS_HOLD_GATE and KDS_SLOTS (slots_full, nowait_lost), KDS_SPELLINGS (spellings), KDS_TRACE_THREADS and
 # KDS_TRACE_OPTIONS (dups_trace's storms).
 
 # Two writers of call: an anchor whose modprobe takes KDS_KILL_DELAY_MS, and
@@ -88,14 +87,15 @@ kds_release_slots() {
 	wait $kds_holders
 }
 
-# Every slot held, then KDS_SLOT_WAITERS callers ask for KDS_TARGET at once:
-# the first request waits for a slot and gets -ETIME after kmod.c's 5 s, and
-# so does every duplicate, at the same time; no modprobe runs for it.
+# kds_slots_full ID THREADS: every slot held, then THREADS callers ask for
+# KDS_TARGET at once: the first request waits for a slot and gets -ETIME
+# after kmod.c's 5 s, and so does every duplicate, at the same time; no
+# modprobe runs for it.
 kds_slots_full() {
 	kds_unload "$KDS_TARGET"
 	kds_options "$KDS_TARGET" ""
 	kds_hold_slots "$1"
-	kds_storm_go "$1" "$KDS_TARGET" wait "$KDS_SLOT_WAITERS" "$KDS_SLOT_WAITERS" 1 none 500 ""
+	kds_storm_go "$1" "$KDS_TARGET" wait "$2" "$2" 1 none 500 ""
 	kds_release_slots
 	kds_storm_end "$1" "$KDS_TARGET"
 }

@@ -103,9 +103,10 @@ kdx_until() {
 # returns, so the duplicates still waiting are the tasks asleep in dups.c's
 # wait (their wchan), whatever module they wait for (a storm asks for one).
 kdx_dups() {
-	kdx_seen=$(kds_dups_in "$(kds_log_since "$1")" "$2")
+	kdx_log=$(kds_log_since "$1")
+	kdx_seen=$(kds_dups_in "$kdx_log" "$2")
 	kdx_waiting=$(grep -lx kmod_dup_request_exists_wait "${KDX_PROC:-/proc}"/[0-9]*/wchan 2>/dev/null | wc -l)
-	if kds_log_since "$1" | grep -q "duplicate requests for module $2: "; then
+	if printf '%s\n' "$kdx_log" | grep -q "duplicate requests for module $(kds_name_re "$2"): "; then
 		kdx_seen=$((kdx_seen + kdx_waiting))
 	elif [ "$kdx_waiting" -gt "$kdx_seen" ]; then
 		kdx_seen=$kdx_waiting
