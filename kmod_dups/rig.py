@@ -236,6 +236,7 @@ class RunRequest:
     threads: int | None = None  # None: the scenario's default
     requests: int | None = None
     seed: int = 1
+    serial: bool = False  # one task at a time, picked from the seed; virtual time
     extra_args: tuple[str, ...] = ()  # more driver options, e.g. ("--param=module.enable_dups_trace=1",)
     timeout_s: float | None = None  # None: rely on the driver's own hang watchdog
     progress_s: int = 5
@@ -249,6 +250,8 @@ class RunRequest:
             argv.append(f"--threads={self.threads}")
         if self.requests is not None:
             argv.append(f"--requests={self.requests}")
+        if self.serial:
+            argv.append("--serial")
         return argv + list(self.extra_args)
 
 
@@ -329,8 +332,10 @@ def summarize(result: RigResult, build: Build | None = None) -> list[str]:
              f"scenario={cfg.get('scenario', '?')} seed={cfg.get('seed', '?')} "
              f"linger={cfg.get('linger_ms', '?')} ms  log: {result.log_dir}"]
     if st:
-        lines.append(f"  requests {int(st.get('requests', 0))}  threads {int(st.get('threads', 0))}  "
-                     f"wall {st.get('wall_ms', 0) / 1000:.2f} s  ({st.get('req_per_s', 0):.0f} requests/s)")
+        clock = (f"virtual {st.get('wall_ms', 0) / 1000:.2f} s (serial, {int(st.get('switches', 0))} switches, "
+                 f"real {result.wall_s:.2f} s)" if st.get("serial") else
+                 f"wall {st.get('wall_ms', 0) / 1000:.2f} s  ({st.get('req_per_s', 0):.0f} requests/s)")
+        lines.append(f"  requests {int(st.get('requests', 0))}  threads {int(st.get('threads', 0))}  {clock}")
         lines.append(f"  first {int(st.get('first', 0))}  duplicates {int(st.get('dup_wait', 0))} "
                      f"waiting + {int(st.get('dup_nowait', 0))} nowait + {int(st.get('dup_fallback', 0))} "
                      f"fell back to modprobe  nowait {int(st.get('nowait', 0))}  "

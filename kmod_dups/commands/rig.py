@@ -25,6 +25,9 @@ examples:
         defect (e) under TSan, reproducibly with seed 7
   kmod-dups rig --variant as-posted --scenario uaf --expect-defect uaf
         defect (a): ASan names the use of a freed entry and where it was freed
+  kmod-dups rig --variant as-posted --scenario nowait --serial --seed 6 --expect-defect early
+        one task at a time, the next picked from seed 6 at every primitive,
+        in virtual time: the same seed replays the same interleaving
   kmod-dups rig --scenario stress --requests 1000000 --threads 8
         the benchmark: one million requests on the hardened variant
   kmod-dups rig --sanitizer none --scenario dups --rig-arg=--param=module.enable_dups_trace=1
@@ -66,6 +69,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="requests in all (default: the scenario's, 1000 to 100000)")
     p.add_argument("--seed", type=int, default=1, metavar="N",
                    help="seed of the workload and of the injected delays (default: %(default)s)")
+    p.add_argument("--serial", action="store_true",
+                   help="run one task at a time and pick the next from the seed at every "
+                   "perturbation and blocking point, in virtual time (timeouts cost no real "
+                   "time): a seed replays one interleaving exactly")
     p.add_argument("--expect-defect", nargs="?", const="any", metavar="CHECK",
                    choices=["any", *rig.known_checks()],
                    help="succeed only if the run fails: any check, or this one (uaf, dup-value, "
@@ -113,9 +120,10 @@ def main(args: argparse.Namespace) -> int:
     if args.rig_help:
         return subprocess.run([str(built.binary), "--help"]).returncode
     request = rig.RunRequest(scenario=args.scenario, threads=args.threads, requests=args.requests,
-                             seed=args.seed, extra_args=tuple(args.rig_arg), timeout_s=args.timeout)
+                             seed=args.seed, serial=args.serial, extra_args=tuple(args.rig_arg),
+                             timeout_s=args.timeout)
     if say:
-        say(f"running scenario {args.scenario} (seed {args.seed})")
+        say(f"running scenario {args.scenario} (seed {args.seed}{', serial' if args.serial else ''})")
     result = rig.run(built, request, log_root=Path(args.log_dir) if args.log_dir else None,
                      progress=say)
     if not args.quiet:

@@ -68,6 +68,7 @@ struct rig_opts {
 	unsigned int workers;
 	unsigned int umh_threads;
 	unsigned int hang_timeout_s;
+	bool serial;			/* --serial: one task at a time, virtual time */
 	unsigned int progress_s;
 	unsigned int max_details;
 	bool slots;
@@ -142,7 +143,7 @@ static void rig_fail(enum rig_check check, const char *fmt, ...)
 	unsigned int n;
 	va_list ap;
 
-	pthread_mutex_lock(&rig_results.lock);
+	rig_lock(&rig_results.lock);
 	rig_results.failures[check]++;
 	n = rig_results.nr_details[check];
 	if (n < RIG_MAX_DETAILS) {
@@ -158,7 +159,7 @@ static void rig_fail(enum rig_check check, const char *fmt, ...)
 			putchar('\n');
 		}
 	}
-	pthread_mutex_unlock(&rig_results.lock);
+	rig_unlock(&rig_results.lock);
 }
 
 /* ---- scenarios --------------------------------------------------------- */
@@ -330,7 +331,7 @@ enum {
 	OPT_FAIL_EVERY, OPT_FAIL_RET, OPT_NOWAIT, OPT_NOMEM, OPT_LATE_NOMEM, OPT_RELOAD, OPT_KILL,
 	OPT_THINK_US, OPT_EXEC_US, OPT_LOAD_US, OPT_FAIL_US, OPT_YIELD, OPT_SLEEP, OPT_SLEEP_MAX,
 	OPT_STALL, OPT_RCU_GP, OPT_WORKERS, OPT_UMH, OPT_PARAM, OPT_HANG,
-	OPT_DETAILS, OPT_PRINTK, OPT_PROGRESS, OPT_VERBOSE, OPT_LIST, OPT_LIST_CHECKS, OPT_HELP,
+	OPT_SERIAL, OPT_SWITCH, OPT_DETAILS, OPT_PRINTK, OPT_PROGRESS, OPT_VERBOSE, OPT_LIST, OPT_LIST_CHECKS, OPT_HELP,
 };
 
 static const struct option rig_options[] = {
@@ -359,6 +360,8 @@ static const struct option rig_options[] = {
 	{ "umh-threads", required_argument, NULL, OPT_UMH },
 	{ "param", required_argument, NULL, OPT_PARAM },
 	{ "hang-timeout", required_argument, NULL, OPT_HANG },
+	{ "serial", no_argument, NULL, OPT_SERIAL },
+	{ "switch-permille", required_argument, NULL, OPT_SWITCH },
 	{ "max-details", required_argument, NULL, OPT_DETAILS },
 	{ "progress", required_argument, NULL, OPT_PROGRESS },
 	{ "printk-limit", required_argument, NULL, OPT_PRINTK },
@@ -390,6 +393,10 @@ static void rig_usage(FILE *f)
 		"  --rcu-gp-us U --workers N --umh-threads N\n"
 		"  --param NAME=VALUE     module parameter, e.g. module.enable_dups_trace=1\n"
 		"  --hang-timeout S       fail as hung when no request returns for S seconds\n"
+		"  --serial               one task at a time, the next picked from the seed at\n"
+		"                         every perturbation and blocking point; virtual time:\n"
+		"                         a seed replays one interleaving\n"
+		"  --switch-permille P    --serial: chance of a switch at a perturbation point (500)\n"
 		"  --progress S           print a progress line every S seconds (0: never)\n"
 		"  --max-details N --printk-limit N --verbose\n"
 		"  --list-scenarios --list-checks\n", RIG_VARIANT);
@@ -449,6 +456,12 @@ static void rig_parse(int argc, char **argv, bool apply)
 			break;
 		case OPT_SEED:
 			opts.seed = rig_parse_ulong(name, optarg, ULONG_MAX);
+			break;
+		case OPT_SERIAL:
+			opts.serial = true;
+			break;
+		case OPT_SWITCH:
+			rig_serial_switch_permille = rig_parse_ulong(name, optarg, 1000);
 			break;
 		case OPT_NAMES:
 			opts.names = rig_parse_ulong(name, optarg, 1000);
@@ -594,7 +607,7 @@ static unsigned long rig_progress;	/* atomic */
 static unsigned long rig_kills;		/* atomic */
 static bool rig_stop_helpers;		/* atomic */
 static bool rig_watchdog_armed;		/* atomic */
-static pthread_barrier_t rig_start_barrier;
+static struct rig_barrier rig_start_barrier;
 
 static bool rig_take_ticket(void)
 {
@@ -672,9 +685,9 @@ static int rig_request(struct rig_thread *t, struct rig_module *mod, bool wait,
 	tsk->kmod_ran_modprobe = false;
 	tsk->kmod_owner_hint = wait && budget == 1;
 	if (killable) {
-		pthread_mutex_lock(&t->kill_lock);
+		rig_lock(&t->kill_lock);
 		t->killable = true;
-		pthread_mutex_unlock(&t->kill_lock);
+		rig_unlock(&t->kill_lock);
 	}
 
 	/* "spellings": '-' for '_' at random, one module to modprobe either way */
@@ -689,10 +702,10 @@ static int rig_request(struct rig_thread *t, struct rig_module *mod, bool wait,
 
 	req->killed = false;
 	if (killable) {
-		pthread_mutex_lock(&t->kill_lock);
+		rig_lock(&t->kill_lock);
 		t->killable = false;
 		req->killed = rig_clear_sigkill(tsk);
-		pthread_mutex_unlock(&t->kill_lock);
+		rig_unlock(&t->kill_lock);
 	}
 	tsk->alloc_budget = -1;
 	req->dup = tsk->kmod_dup;
@@ -924,12 +937,12 @@ static void rig_slots_thread(struct rig_thread *t)
 	if (t->id == RIG_KMOD_SLOTS) {
 		/* every holder is past its slot once its modprobe job exists */
 		while (rig_umh_jobs() < RIG_KMOD_SLOTS)
-			rig_sleep_ns(100000);
+			rig_sched_poll_ns(100000);
 		__atomic_store_n(&rig_slots_start, rig_now_ns(), __ATOMIC_RELEASE);
 		rig_slots_request(t, true);
 		/* the duplicates have all returned: let the holders go */
 		while (__atomic_load_n(&rig_slots_done, __ATOMIC_ACQUIRE) < opts.threads - RIG_KMOD_SLOTS)
-			rig_sleep_ns(100000);
+			rig_sched_poll_ns(100000);
 		for (i = 0; i < RIG_KMOD_SLOTS; i++)
 			rig_module_hold(rig_slot_holders[i], false);
 		printf("RIG slots timeout_ms=%.1f requests=%u etime=%lu max_ms=%.1f modprobe=%lu\n",
@@ -941,7 +954,7 @@ static void rig_slots_thread(struct rig_thread *t)
 	}
 	/* a duplicate: after the first request has had a moment to register */
 	while (!__atomic_load_n(&rig_slots_start, __ATOMIC_ACQUIRE))
-		rig_sleep_ns(100000);
+		rig_sched_poll_ns(100000);
 	rig_sleep_ns(RIG_SLOT_TIMEOUT_NS / 20);
 	rig_slots_request(t, t->id < opts.threads - RIG_SLOTS_NOWAIT);
 }
@@ -951,16 +964,16 @@ static void rig_slots_thread(struct rig_thread *t)
  * rounds. Each round is one burst or a few (callers that come after the
  * first request announced start a new one).
  */
-static pthread_barrier_t rig_round_barrier;
+static struct rig_barrier rig_round_barrier;
 
 static void rig_flood_thread(struct rig_thread *t)
 {
 	unsigned int round;
 
 	for (round = 0; round < opts.rounds; round++) {
-		pthread_barrier_wait(&rig_round_barrier);
+		rig_barrier_wait(&rig_round_barrier);
 		rig_shared_request(t, rig_shared[0], true, -1);
-		pthread_barrier_wait(&rig_round_barrier);
+		rig_barrier_wait(&rig_round_barrier);
 		if (!t->id)
 			rig_rmmod(rig_shared[0]);
 	}
@@ -995,7 +1008,7 @@ static void *rig_driver_thread(void *arg)
 	struct rig_thread *t = arg;
 
 	__atomic_store_n(&t->task, rig_task_start("rig-%u", t->id), __ATOMIC_RELEASE);
-	pthread_barrier_wait(&rig_start_barrier);
+	rig_barrier_wait(&rig_start_barrier);
 	if (opts.slots)
 		rig_slots_thread(t);
 	else if (opts.flood)
@@ -1018,12 +1031,12 @@ static void *rig_killer_thread(void *arg)
 		rig_sleep_random_us(opts.kill_interval_us * 2);
 		if (!tsk)
 			continue;
-		pthread_mutex_lock(&t->kill_lock);
+		rig_lock(&t->kill_lock);
 		if (t->killable) {
 			rig_send_sigkill(tsk);
 			__atomic_fetch_add(&rig_kills, 1, __ATOMIC_RELAXED);
 		}
-		pthread_mutex_unlock(&t->kill_lock);
+		rig_unlock(&t->kill_lock);
 	}
 	return NULL;
 }
@@ -1057,20 +1070,23 @@ static void rig_report_hang(const char *what)
 
 static void *rig_watchdog_thread(void *arg)
 {
-	u64 start = rig_now_ns(), last_change = start, last_print = start;
+	u64 start = rig_real_ns(), last_change = start, last_print = start;
 	unsigned long last = 0;
 
+	/* real time: under --serial the watchdog is outside the scheduler */
 	rig_task_start("watchdog");
 	while (!__atomic_load_n(&rig_stop_helpers, __ATOMIC_RELAXED)) {
 		unsigned long now_progress = __atomic_load_n(&rig_progress, __ATOMIC_RELAXED);
-		u64 now = rig_now_ns();
+		u64 now = rig_real_ns();
 
+		if (__atomic_load_n(&rig_serial_deadlocked, __ATOMIC_ACQUIRE))
+			rig_report_hang("serial: every task waits for another and none has a deadline");
 		if (opts.progress_s && now - last_print >= opts.progress_s * 1000000000ULL) {
 			printf("RIG progress requests=%lu elapsed_ms=%.0f\n", now_progress,
 			       (now - start) / 1e6);
 			last_print = now;
 		}
-		rig_sleep_ns(50 * 1000 * 1000);
+		rig_real_sleep_ns(50 * 1000 * 1000);
 		if (now_progress != last || !__atomic_load_n(&rig_watchdog_armed, __ATOMIC_RELAXED)) {
 			last = now_progress;
 			last_change = now;
@@ -1103,7 +1119,7 @@ static void rig_print_checks(void)
 {
 	unsigned int i, j;
 
-	pthread_mutex_lock(&rig_results.lock);
+	rig_lock(&rig_results.lock);
 	for (i = 0; i < NR_CHECKS; i++) {
 		unsigned long n = rig_results.failures[i];
 
@@ -1117,7 +1133,7 @@ static void rig_print_checks(void)
 			putchar('\n');
 		}
 	}
-	pthread_mutex_unlock(&rig_results.lock);
+	rig_unlock(&rig_results.lock);
 	fflush(stdout);
 }
 
@@ -1126,11 +1142,11 @@ static bool rig_all_passed(void)
 	unsigned int i;
 	bool ok = true;
 
-	pthread_mutex_lock(&rig_results.lock);
+	rig_lock(&rig_results.lock);
 	for (i = 0; i < NR_CHECKS; i++)
 		if (rig_results.failures[i])
 			ok = false;
-	pthread_mutex_unlock(&rig_results.lock);
+	rig_unlock(&rig_results.lock);
 	return ok;
 }
 
@@ -1240,11 +1256,11 @@ static void rig_print_stats(struct rig_stats sum, u64 elapsed_ns)
 		runs += rig_module_modprobe_runs(mod);
 		finits += __atomic_load_n(&mod->finit_calls, __ATOMIC_RELAXED);
 		finit_dups += __atomic_load_n(&mod->finit_dups, __ATOMIC_RELAXED);
-		pthread_mutex_lock(&mod->lock);
+		rig_lock(&mod->lock);
 		unloads += mod->unloads;
-		pthread_mutex_unlock(&mod->lock);
+		rig_unlock(&mod->lock);
 	}
-	printf("RIG stats requests=%lu threads=%u wall_ms=%.1f req_per_s=%.0f wait=%lu nowait=%lu first=%lu dup_wait=%lu dup_nowait=%lu dup_fallback=%lu dup_owner_nomem=%lu untracked=%lu killed=%lu kills_sent=%lu reload_cycles=%lu modprobe=%lu finit=%lu finit_eexist=%lu rmmod=%lu alloc_failures=%lu warnings=%lu printk_suppressed=%lu dup_warnings=%lu bursts=%lu burst_dups=%lu recursive_inits=%lu late_waits=%lu slot_waits=%lu\n",
+	printf("RIG stats requests=%lu threads=%u wall_ms=%.1f req_per_s=%.0f wait=%lu nowait=%lu first=%lu dup_wait=%lu dup_nowait=%lu dup_fallback=%lu dup_owner_nomem=%lu untracked=%lu killed=%lu kills_sent=%lu reload_cycles=%lu modprobe=%lu finit=%lu finit_eexist=%lu rmmod=%lu alloc_failures=%lu warnings=%lu printk_suppressed=%lu dup_warnings=%lu bursts=%lu burst_dups=%lu recursive_inits=%lu late_waits=%lu slot_waits=%lu serial=%d switches=%lu\n",
 	       sum.requests, opts.threads, elapsed_ns / 1e6,
 	       elapsed_ns ? sum.requests / (elapsed_ns / 1e9) : 0.0,
 	       sum.wait, sum.nowait, sum.first, sum.dup_wait, sum.dup_nowait, sum.fallback,
@@ -1255,7 +1271,7 @@ static void rig_print_stats(struct rig_stats sum, u64 elapsed_ns)
 	       __atomic_load_n(&rig_bursts, __ATOMIC_RELAXED),
 	       __atomic_load_n(&rig_burst_dups, __ATOMIC_RELAXED), rig_recursive_inits(),
 	       __atomic_load_n(&rig_late_waits, __ATOMIC_RELAXED),
-	       __atomic_load_n(&rig_slot_waits, __ATOMIC_RELAXED));
+	       __atomic_load_n(&rig_slot_waits, __ATOMIC_RELAXED), rig_serial, rig_serial_switches);
 }
 
 /* ---- main -------------------------------------------------------------- */
@@ -1336,6 +1352,10 @@ int main(int argc, char **argv)
 	for (i = 0; i < RIG_NR_SITES; i++)
 		if (rig_perturb_cfg.stall_permille[i])
 			rig_perturb_enabled = true;
+	if (opts.serial) {
+		rig_serial_start(opts.seed);
+		rig_perturb_enabled = true;
+	}
 	rig_task_start("rig-main");
 	rig_install_crash_handler();
 
@@ -1380,28 +1400,28 @@ int main(int argc, char **argv)
 	rig_workqueue_start(opts.workers);
 	rig_umh_start(opts.umh_threads);
 	__atomic_store_n(&rig_watchdog_armed, true, __ATOMIC_RELAXED);
-	rig_thread_create(&watchdog, rig_watchdog_thread, NULL);
+	rig_thread_create_free(&watchdog, rig_watchdog_thread, NULL);
 	if (opts.kill_interval_us)
 		rig_thread_create(&killer, rig_killer_thread, NULL);
 
-	pthread_barrier_init(&rig_start_barrier, NULL, opts.threads + 1);
-	pthread_barrier_init(&rig_round_barrier, NULL, opts.threads);
+	rig_barrier_init(&rig_start_barrier, opts.threads + 1);
+	rig_barrier_init(&rig_round_barrier, opts.threads);
 	for (i = 0; i < opts.threads; i++) {
 		rig_threads[i].id = i;
 		pthread_mutex_init(&rig_threads[i].kill_lock, NULL);
 		rig_thread_create(&rig_threads[i].thread, rig_driver_thread, &rig_threads[i]);
 	}
-	pthread_barrier_wait(&rig_start_barrier);
+	rig_barrier_wait(&rig_start_barrier);
 	start = rig_now_ns();
 	for (i = 0; i < opts.threads; i++)
-		pthread_join(rig_threads[i].thread, NULL);
+		rig_thread_join(rig_threads[i].thread);
 	elapsed = rig_now_ns() - start;
 
 	/* Let every modprobe exit and every work item and timer run. */
 	__atomic_store_n(&rig_watchdog_armed, false, __ATOMIC_RELAXED);
 	__atomic_store_n(&rig_stop_helpers, true, __ATOMIC_RELAXED);
 	if (opts.kill_interval_us)
-		pthread_join(killer, NULL);
+		rig_thread_join(killer);
 	drain_ns = (u64)opts.hang_timeout_s * 1000000000ULL;
 	drained = rig_umh_drain(drain_ns) && rig_workqueue_drain(drain_ns);
 	sum = rig_sum_stats();
@@ -1412,9 +1432,9 @@ int main(int argc, char **argv)
 		struct rig_module *mod = rig_shared[i];
 		unsigned long overlapped;
 
-		pthread_mutex_lock(&mod->lock);
+		rig_lock(&mod->lock);
 		overlapped = mod->overlapped;
-		pthread_mutex_unlock(&mod->lock);
+		rig_unlock(&mod->lock);
 		if (overlapped)
 			rig_fail(CHECK_SPELLING, "%s: %lu modprobe runs started while another ran for it: one per spelling",
 				 mod->name, overlapped);
@@ -1432,7 +1452,7 @@ int main(int argc, char **argv)
 	printf("RIG result status=%s\n", rig_all_passed() ? "pass" : "fail");
 	fflush(stdout);
 
-	pthread_join(watchdog, NULL);
+	rig_thread_join(watchdog);
 	rig_umh_stop();
 	rig_workqueue_stop();
 	rig_slab_quarantine_flush();

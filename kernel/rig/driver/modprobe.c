@@ -88,9 +88,9 @@ bool rig_module_loaded(struct rig_module *mod)
 {
 	bool loaded;
 
-	pthread_mutex_lock(&mod->lock);
+	rig_lock(&mod->lock);
 	loaded = mod->state == RIG_MOD_LOADED;
-	pthread_mutex_unlock(&mod->lock);
+	rig_unlock(&mod->lock);
 	return loaded;
 }
 
@@ -101,9 +101,9 @@ unsigned long rig_module_modprobe_runs(struct rig_module *mod)
 
 void rig_module_set_fail_next(struct rig_module *mod, unsigned int n)
 {
-	pthread_mutex_lock(&mod->lock);
+	rig_lock(&mod->lock);
 	mod->fail_next = n;
-	pthread_mutex_unlock(&mod->lock);
+	rig_unlock(&mod->lock);
 }
 
 void rig_note_announce(const char *name, int ret, bool done, bool first)
@@ -117,10 +117,10 @@ void rig_note_announce(const char *name, int ret, bool done, bool first)
 
 void rig_module_hold(struct rig_module *mod, bool held)
 {
-	pthread_mutex_lock(&mod->lock);
+	rig_lock(&mod->lock);
 	mod->held = held;
-	pthread_cond_broadcast(&mod->cond);
-	pthread_mutex_unlock(&mod->lock);
+	rig_cond_broadcast(&mod->cond);
+	rig_unlock(&mod->lock);
 }
 
 /*
@@ -132,14 +132,14 @@ int rig_rmmod(struct rig_module *mod)
 {
 	int ret = 0;
 
-	pthread_mutex_lock(&mod->lock);
+	rig_lock(&mod->lock);
 	if (mod->state == RIG_MOD_LOADED) {
 		mod->state = RIG_MOD_UNLOADED;
 		mod->unloads++;
 	} else {
 		ret = mod->state == RIG_MOD_LOADING ? -EBUSY : -ENOENT;
 	}
-	pthread_mutex_unlock(&mod->lock);
+	rig_unlock(&mod->lock);
 	if (!ret && mod->softdep_post)
 		rig_rmmod(mod->softdep_post);
 	return ret;
@@ -170,16 +170,16 @@ static int rig_modprobe_module(struct rig_module *mod)
 {
 	int ret = 0;
 
-	pthread_mutex_lock(&mod->lock);
+	rig_lock(&mod->lock);
 	while (mod->held)
-		pthread_cond_wait(&mod->cond, &mod->lock);
+		rig_cond_wait(&mod->cond, &mod->lock);
 	if (mod->state == RIG_MOD_LOADED)
 		goto out;	/* /sys/module/<name> exists */
 	if (mod->fail_ret || mod->fail_next) {
 		ret = mod->fail_ret ? mod->fail_ret : rig_userspace.fail_ret;
 		if (mod->fail_next)
 			mod->fail_next--;
-		pthread_mutex_unlock(&mod->lock);
+		rig_unlock(&mod->lock);
 		rig_sleep_random_us(rig_userspace.fail_us);
 		return ret;
 	}
@@ -188,25 +188,25 @@ static int rig_modprobe_module(struct rig_module *mod)
 		/* finit_module() waits for the other load, then says EEXIST */
 		__atomic_fetch_add(&mod->finit_dups, 1, __ATOMIC_RELAXED);
 		while (mod->state == RIG_MOD_LOADING)
-			pthread_cond_wait(&mod->cond, &mod->lock);
+			rig_cond_wait(&mod->cond, &mod->lock);
 		goto out;
 	}
 	mod->state = RIG_MOD_LOADING;
-	pthread_mutex_unlock(&mod->lock);
+	rig_unlock(&mod->lock);
 
 	rig_sleep_random_us(rig_userspace.load_us);
 	rig_module_init(mod);
 
-	pthread_mutex_lock(&mod->lock);
+	rig_lock(&mod->lock);
 	mod->state = RIG_MOD_LOADED;
-	pthread_cond_broadcast(&mod->cond);
-	pthread_mutex_unlock(&mod->lock);
+	rig_cond_broadcast(&mod->cond);
+	rig_unlock(&mod->lock);
 	/* libkmod: post softdeps after the module, only by the modprobe that loaded it */
 	if (mod->softdep_post)
 		rig_modprobe_module(mod->softdep_post);
 	return 0;
 out:
-	pthread_mutex_unlock(&mod->lock);
+	rig_unlock(&mod->lock);
 	return ret;
 }
 
@@ -219,16 +219,16 @@ static int rig_modprobe(const char *name)
 	if (!mod)
 		return 256;	/* FATAL: Module not found */
 	__atomic_fetch_add(&mod->modprobe_runs, 1, __ATOMIC_SEQ_CST);
-	pthread_mutex_lock(&mod->lock);
+	rig_lock(&mod->lock);
 	if (mod->in_flight++)
 		mod->overlapped++;
-	pthread_mutex_unlock(&mod->lock);
+	rig_unlock(&mod->lock);
 
 	ret = rig_modprobe_module(mod);
 
-	pthread_mutex_lock(&mod->lock);
+	rig_lock(&mod->lock);
 	mod->in_flight--;
-	pthread_mutex_unlock(&mod->lock);
+	rig_unlock(&mod->lock);
 	return ret;
 }
 
@@ -310,29 +310,29 @@ static void rig_umh_run(struct rig_umh_job *job)
 static void *rig_umh_thread(void *arg)
 {
 	rig_task_start("umh/%lu", (unsigned long)arg);
-	pthread_mutex_lock(&umh.lock);
+	rig_lock(&umh.lock);
 	for (;;) {
 		struct rig_umh_job *job;
 
 		if (list_empty(&umh.jobs)) {
 			if (umh.stop)
 				break;
-			pthread_cond_wait(&umh.cond, &umh.lock);
+			rig_cond_wait(&umh.cond, &umh.lock);
 			continue;
 		}
 		job = list_first_entry(&umh.jobs, struct rig_umh_job, node);
 		list_del_init(&job->node);
 		umh.busy++;
-		pthread_mutex_unlock(&umh.lock);
+		rig_unlock(&umh.lock);
 
 		rig_task_set_state("modprobe", job->name);
 		rig_umh_run(job);
 		rig_task_set_state("idle", NULL);
 
-		pthread_mutex_lock(&umh.lock);
+		rig_lock(&umh.lock);
 		umh.busy--;
 	}
-	pthread_mutex_unlock(&umh.lock);
+	rig_unlock(&umh.lock);
 	return NULL;
 }
 
@@ -380,11 +380,11 @@ int call_usermodehelper_exec(struct subprocess_info *info, int wait)
 	job->wait = wait & ~UMH_KILLABLE;
 	job->complete = &done;
 
-	pthread_mutex_lock(&umh.lock);
+	rig_lock(&umh.lock);
 	list_add_tail(&job->node, &umh.jobs);
 	umh.nr_jobs++;
-	pthread_cond_signal(&umh.cond);
-	pthread_mutex_unlock(&umh.lock);
+	rig_cond_signal(&umh.cond);
+	rig_unlock(&umh.lock);
 
 	if (wait & UMH_KILLABLE)
 		state |= TASK_KILLABLE;
@@ -420,12 +420,12 @@ bool rig_umh_drain(u64 timeout_ns)
 	bool idle;
 
 	for (;;) {
-		pthread_mutex_lock(&umh.lock);
+		rig_lock(&umh.lock);
 		idle = list_empty(&umh.jobs) && !umh.busy;
-		pthread_mutex_unlock(&umh.lock);
+		rig_unlock(&umh.lock);
 		if (idle || rig_now_ns() > deadline)
 			return idle;
-		rig_sleep_ns(200000);
+		rig_sched_poll_ns(200000);
 	}
 }
 
@@ -433,12 +433,12 @@ void rig_umh_stop(void)
 {
 	unsigned int i;
 
-	pthread_mutex_lock(&umh.lock);
+	rig_lock(&umh.lock);
 	umh.stop = true;
-	pthread_cond_broadcast(&umh.cond);
-	pthread_mutex_unlock(&umh.lock);
+	rig_cond_broadcast(&umh.cond);
+	rig_unlock(&umh.lock);
 	for (i = 0; i < umh.nr_threads; i++)
-		pthread_join(umh.threads[i], NULL);
+		rig_thread_join(umh.threads[i]);
 	free(umh.threads);
 }
 
@@ -446,8 +446,8 @@ unsigned long rig_umh_jobs(void)
 {
 	unsigned long n;
 
-	pthread_mutex_lock(&umh.lock);
+	rig_lock(&umh.lock);
 	n = umh.nr_jobs;
-	pthread_mutex_unlock(&umh.lock);
+	rig_unlock(&umh.lock);
 	return n;
 }

@@ -23,8 +23,6 @@
 #include <linux/string.h>
 #include <rig/rig.h>
 
-#define RIG_MAX_TASKS	1536
-
 struct rig_perturb rig_perturb_cfg;
 bool rig_perturb_enabled;
 unsigned long rig_seed = 1;
@@ -76,13 +74,22 @@ bool rig_chance_permille(unsigned int permille)
 
 u64 rig_now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	return rig_serial ? rig_virtual_ns() : rig_real_ns();
 }
 
 void rig_sleep_ns(u64 ns)
+{
+	if (rig_sched_member) {
+		u64 deadline = rig_virtual_ns() + (ns ? ns : 1);
+
+		while (rig_virtual_ns() < deadline)
+			rig_sched_block(NULL, deadline);
+		return;
+	}
+	rig_real_sleep_ns(ns);
+}
+
+void rig_real_sleep_ns(u64 ns)
 {
 	struct timespec ts = {
 		.tv_sec = ns / 1000000000ULL,
@@ -136,6 +143,10 @@ void __rig_perturb(enum rig_site site)
 {
 	struct rig_perturb *p = &rig_perturb_cfg;
 
+	/* serial: inside the rig's own locks the holder must run on */
+	if (rig_sched_member && rig_nosched)
+		return;
+	rig_sched_point();
 	if (rig_chance_permille(p->stall_permille[site])) {
 		unsigned int us = p->stall_us[site];
 
@@ -146,7 +157,7 @@ void __rig_perturb(enum rig_site site)
 		rig_sleep_random_us(p->sleep_max_us);
 		return;
 	}
-	if (rig_chance_permille(p->yield_permille))
+	if (rig_chance_permille(p->yield_permille) && !rig_serial)
 		sched_yield();
 }
 
@@ -185,6 +196,7 @@ struct task_struct *rig_task_start(const char *fmt, ...)
 	rig_current = tsk;
 	/* Sleeps of a few microseconds should last a few microseconds. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	rig_sched_register(tsk);
 	return tsk;
 }
 
@@ -246,21 +258,6 @@ void rig_task_set_state(const char *state, const char *arg)
 	__atomic_store_n(&tsk->state, state, __ATOMIC_RELEASE);
 }
 
-void rig_thread_create(pthread_t *thread, void *(*fn)(void *), void *arg)
-{
-	pthread_attr_t attr;
-	int err;
-
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, 256 * 1024);
-	err = pthread_create(thread, &attr, fn, arg);
-	pthread_attr_destroy(&attr);
-	if (err) {
-		fprintf(stderr, "rig: pthread_create: %s\n", strerror(err));
-		exit(2);
-	}
-}
-
 void rig_task_prepare_sleep(struct task_struct *p)
 {
 	pthread_mutex_lock(&p->sleep_lock);
@@ -270,10 +267,7 @@ void rig_task_prepare_sleep(struct task_struct *p)
 
 void rig_task_sleep(struct task_struct *p)
 {
-	pthread_mutex_lock(&p->sleep_lock);
-	while (!p->woken)
-		pthread_cond_wait(&p->sleep_cond, &p->sleep_lock);
-	pthread_mutex_unlock(&p->sleep_lock);
+	rig_task_sleep_until(p, 0);
 }
 
 bool rig_task_sleep_until(struct task_struct *p, u64 deadline_ns)
@@ -285,9 +279,20 @@ bool rig_task_sleep_until(struct task_struct *p, u64 deadline_ns)
 	bool woken;
 
 	pthread_mutex_lock(&p->sleep_lock);
-	while (!p->woken &&
-	       pthread_cond_timedwait(&p->sleep_cond, &p->sleep_lock, &ts) != ETIMEDOUT)
-		;
+	while (!p->woken) {
+		if (rig_sched_member) {
+			/* the waker is a member too: it cannot run before we block */
+			pthread_mutex_unlock(&p->sleep_lock);
+			rig_sched_block(p, deadline_ns);
+			pthread_mutex_lock(&p->sleep_lock);
+			if (deadline_ns && rig_virtual_ns() >= deadline_ns)
+				break;
+		} else if (!deadline_ns) {
+			pthread_cond_wait(&p->sleep_cond, &p->sleep_lock);
+		} else if (pthread_cond_timedwait(&p->sleep_cond, &p->sleep_lock, &ts) == ETIMEDOUT) {
+			break;
+		}
+	}
 	woken = p->woken;
 	pthread_mutex_unlock(&p->sleep_lock);
 	return woken;
@@ -302,6 +307,7 @@ int wake_up_process(struct task_struct *p)
 	p->woken = true;
 	pthread_cond_signal(&p->sleep_cond);
 	pthread_mutex_unlock(&p->sleep_lock);
+	rig_sched_wake(p);
 	return was_sleeping;
 }
 
@@ -345,7 +351,7 @@ void rig_bug(enum rig_bug_kind kind, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 
-	pthread_mutex_lock(&rig_print_lock);
+	rig_lock(&rig_print_lock);
 	if (!nr)
 		memcpy(rig_bug_firsts[kind], msg, sizeof(msg));
 	if (nr < rig_printk_limit || rig_verbose) {
@@ -358,7 +364,7 @@ void rig_bug(enum rig_bug_kind kind, const char *fmt, ...)
 			backtrace_symbols_fd(frames, n, STDERR_FILENO);
 		}
 	}
-	pthread_mutex_unlock(&rig_print_lock);
+	rig_unlock(&rig_print_lock);
 }
 
 unsigned long rig_bug_count(enum rig_bug_kind kind)
@@ -370,9 +376,9 @@ const char *rig_bug_first(enum rig_bug_kind kind)
 {
 	const char *msg;
 
-	pthread_mutex_lock(&rig_print_lock);
+	rig_lock(&rig_print_lock);
 	msg = rig_bug_firsts[kind];
-	pthread_mutex_unlock(&rig_print_lock);
+	rig_unlock(&rig_print_lock);
 	return msg;
 }
 
@@ -438,10 +444,10 @@ int vprintk(const char *fmt, va_list args)
 	}
 
 	if (rig_verbose || (level < LOGLEVEL_DEBUG && nr < rig_printk_limit)) {
-		pthread_mutex_lock(&rig_print_lock);
+		rig_lock(&rig_print_lock);
 		fprintf(stderr, "[%s] <%d>%s%s", current->comm, level, text,
 			len > 0 && text[len - 1] == '\n' ? "" : "\n");
-		pthread_mutex_unlock(&rig_print_lock);
+		rig_unlock(&rig_print_lock);
 	} else {
 		__atomic_fetch_add(&rig_printk_dropped, 1, __ATOMIC_RELAXED);
 	}
@@ -477,7 +483,7 @@ void rig_warn_slowpath(const char *file, int line, const char *fmt, ...)
 		return;
 	}
 
-	pthread_mutex_lock(&rig_print_lock);
+	rig_lock(&rig_print_lock);
 	fprintf(stderr, "------------[ cut here ]------------\n");
 	fprintf(stderr, "WARNING: task %s at %s:%d\n%s", current->comm, file, line, text);
 	if (nr < 2) {
@@ -488,7 +494,7 @@ void rig_warn_slowpath(const char *file, int line, const char *fmt, ...)
 		backtrace_symbols_fd(frames, n, STDERR_FILENO);
 	}
 	fprintf(stderr, "---[ end trace ]---\n");
-	pthread_mutex_unlock(&rig_print_lock);
+	rig_unlock(&rig_print_lock);
 }
 
 /* ---- CONFIG_DEBUG_LIST ------------------------------------------------ */

@@ -33,7 +33,13 @@ void mutex_lock(struct mutex *lock)
 	rig_perturb(RIG_SITE_MUTEX);
 	if (rig_mutex_owned(lock))
 		rig_bug(RIG_BUG_LOCKDEP, "recursive mutex_lock(%s)", lock->name);
-	pthread_mutex_lock(&lock->lock);
+	if (rig_sched_member) {
+		/* serial: the holder is another task, which must run to unlock */
+		while (pthread_mutex_trylock(&lock->lock))
+			rig_sched_poll();
+	} else {
+		pthread_mutex_lock(&lock->lock);
+	}
 	__atomic_store_n(&lock->owner, current, __ATOMIC_RELAXED);
 	rig_perturb(RIG_SITE_MUTEX);
 }
@@ -81,9 +87,9 @@ void init_completion(struct completion *x)
 
 void reinit_completion(struct completion *x)
 {
-	pthread_mutex_lock(&x->lock);
+	rig_lock(&x->lock);
 	x->done = 0;
-	pthread_mutex_unlock(&x->lock);
+	rig_unlock(&x->lock);
 }
 
 static void rig_wake_waiter(struct completion *x)
@@ -97,22 +103,22 @@ static void rig_wake_waiter(struct completion *x)
 void complete(struct completion *x)
 {
 	rig_perturb(RIG_SITE_COMPLETE);
-	pthread_mutex_lock(&x->lock);
+	rig_lock(&x->lock);
 	if (x->done != UINT_MAX)
 		x->done++;
 	if (!list_empty(&x->waiters))
 		rig_wake_waiter(x);
-	pthread_mutex_unlock(&x->lock);
+	rig_unlock(&x->lock);
 }
 
 void complete_all(struct completion *x)
 {
 	rig_perturb(RIG_SITE_COMPLETE);
-	pthread_mutex_lock(&x->lock);
+	rig_lock(&x->lock);
 	x->done = UINT_MAX;
 	while (!list_empty(&x->waiters))
 		rig_wake_waiter(x);
-	pthread_mutex_unlock(&x->lock);
+	rig_unlock(&x->lock);
 }
 
 /*
@@ -134,7 +140,7 @@ static long rig_do_wait_for_common(struct completion *x, long timeout, unsigned 
 	INIT_LIST_HEAD(&w.node);
 	might_sleep();
 	rig_perturb(RIG_SITE_WAIT);
-	pthread_mutex_lock(&x->lock);
+	rig_lock(&x->lock);
 	if (x->done == UINT_MAX)
 		__atomic_fetch_add(&rig_late_waits, 1, __ATOMIC_RELAXED);
 	while (!x->done) {
@@ -148,7 +154,7 @@ static long rig_do_wait_for_common(struct completion *x, long timeout, unsigned 
 			break;
 		}
 		list_add_tail(&w.node, &x->waiters);
-		pthread_mutex_unlock(&x->lock);
+		rig_unlock(&x->lock);
 
 		if (timed)
 			rig_task_sleep_until(tsk, deadline);
@@ -156,7 +162,7 @@ static long rig_do_wait_for_common(struct completion *x, long timeout, unsigned 
 			rig_task_sleep(tsk);
 		rig_perturb(RIG_SITE_WAKE);
 
-		pthread_mutex_lock(&x->lock);
+		rig_lock(&x->lock);
 		/* Still queued: woken by a signal or the timeout, not by complete(). */
 		if (!list_empty(&w.node))
 			list_del_init(&w.node);
@@ -167,7 +173,7 @@ static long rig_do_wait_for_common(struct completion *x, long timeout, unsigned 
 		if (timed)
 			ret = rig_jiffies_left(deadline);
 	}
-	pthread_mutex_unlock(&x->lock);
+	rig_unlock(&x->lock);
 	return ret;
 }
 
@@ -206,12 +212,12 @@ bool try_wait_for_completion(struct completion *x)
 {
 	bool ret = true;
 
-	pthread_mutex_lock(&x->lock);
+	rig_lock(&x->lock);
 	if (!x->done)
 		ret = false;
 	else if (x->done != UINT_MAX)
 		x->done--;
-	pthread_mutex_unlock(&x->lock);
+	rig_unlock(&x->lock);
 	return ret;
 }
 
@@ -219,9 +225,9 @@ bool completion_done(struct completion *x)
 {
 	bool done;
 
-	pthread_mutex_lock(&x->lock);
+	rig_lock(&x->lock);
 	done = x->done;
-	pthread_mutex_unlock(&x->lock);
+	rig_unlock(&x->lock);
 	return done;
 }
 
@@ -331,7 +337,11 @@ void synchronize_rcu(void)
 		unsigned long seq = __atomic_load_n(&tsk->rcu_seq, __ATOMIC_SEQ_CST);
 
 		while (__atomic_load_n(&tsk->rcu_nesting, __ATOMIC_SEQ_CST) &&
-		       __atomic_load_n(&tsk->rcu_seq, __ATOMIC_SEQ_CST) == seq)
-			sched_yield();
+		       __atomic_load_n(&tsk->rcu_seq, __ATOMIC_SEQ_CST) == seq) {
+			if (rig_sched_member)
+				rig_sched_poll();
+			else
+				sched_yield();
+		}
 	}
 }

@@ -130,11 +130,11 @@ void kfree(const void *objp)
 
 	victim = hdr;
 #if RIG_QUARANTINE
-	pthread_mutex_lock(&rig_quarantine_lock);
+	rig_lock(&rig_quarantine_lock);
 	victim = rig_quarantine[rig_quarantine_next];
 	rig_quarantine[rig_quarantine_next] = hdr;
 	rig_quarantine_next = (rig_quarantine_next + 1) % RIG_QUARANTINE;
-	pthread_mutex_unlock(&rig_quarantine_lock);
+	rig_unlock(&rig_quarantine_lock);
 #endif
 	free(victim);
 }
@@ -144,12 +144,12 @@ void rig_slab_quarantine_flush(void)
 #if RIG_QUARANTINE
 	unsigned int i;
 
-	pthread_mutex_lock(&rig_quarantine_lock);
+	rig_lock(&rig_quarantine_lock);
 	for (i = 0; i < RIG_QUARANTINE; i++) {
 		free(rig_quarantine[i]);
 		rig_quarantine[i] = NULL;
 	}
-	pthread_mutex_unlock(&rig_quarantine_lock);
+	rig_unlock(&rig_quarantine_lock);
 #endif
 }
 

@@ -7,17 +7,17 @@ void rig_wq_prepare(struct wait_queue_head *wq_head, struct rig_wq_entry *e)
 {
 	e->task = current;
 	rig_task_prepare_sleep(e->task);
-	pthread_mutex_lock(&wq_head->lock);
+	rig_lock(&wq_head->lock);
 	list_add_tail(&e->node, &wq_head->head);
-	pthread_mutex_unlock(&wq_head->lock);
+	rig_unlock(&wq_head->lock);
 }
 
 void rig_wq_finish(struct wait_queue_head *wq_head, struct rig_wq_entry *e)
 {
-	pthread_mutex_lock(&wq_head->lock);
+	rig_lock(&wq_head->lock);
 	if (e->node.next && !list_empty(&e->node))
 		list_del_init(&e->node);
-	pthread_mutex_unlock(&wq_head->lock);
+	rig_unlock(&wq_head->lock);
 }
 
 void wake_up(struct wait_queue_head *wq_head)
@@ -25,10 +25,10 @@ void wake_up(struct wait_queue_head *wq_head)
 	struct rig_wq_entry *e;
 
 	rig_perturb(RIG_SITE_COMPLETE);
-	pthread_mutex_lock(&wq_head->lock);
+	rig_lock(&wq_head->lock);
 	list_for_each_entry(e, &wq_head->head, node)
 		wake_up_process(e->task);
-	pthread_mutex_unlock(&wq_head->lock);
+	rig_unlock(&wq_head->lock);
 }
 
 bool rig_wq_sleep(struct rig_wq_entry *e, u64 deadline_ns)

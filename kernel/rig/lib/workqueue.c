@@ -64,6 +64,12 @@ static void __attribute__((__constructor__)) rig_jiffies_init(void)
 	rig_boot_ns = rig_now_ns();
 }
 
+/* --serial: jiffies count from the start of virtual time, the same every run. */
+void rig_jiffies_rebase(void)
+{
+	rig_boot_ns = rig_now_ns();
+}
+
 unsigned long rig_jiffies(void)
 {
 	return RIG_INITIAL_JIFFIES + (rig_now_ns() - rig_boot_ns) / RIG_JIFFY_NS;
@@ -84,10 +90,10 @@ void add_timer(struct timer_list *timer)
 {
 	struct timer_list *pos;
 
-	pthread_mutex_lock(&pool.lock);
+	rig_lock(&pool.lock);
 	if (timer->pending) {
 		rig_bug(RIG_BUG_MODEL, "add_timer() on a pending timer %p", timer);
-		pthread_mutex_unlock(&pool.lock);
+		rig_unlock(&pool.lock);
 		return;
 	}
 	list_for_each_entry(pos, &pool.timers, entry)
@@ -96,21 +102,21 @@ void add_timer(struct timer_list *timer)
 	list_add_tail(&timer->entry, &pos->entry);
 	timer->pending = true;
 	if (pool.timers.next == &timer->entry)
-		pthread_cond_signal(&pool.timer_cond);
-	pthread_mutex_unlock(&pool.lock);
+		rig_cond_signal(&pool.timer_cond);
+	rig_unlock(&pool.lock);
 }
 
 int del_timer(struct timer_list *timer)
 {
 	int was_pending;
 
-	pthread_mutex_lock(&pool.lock);
+	rig_lock(&pool.lock);
 	was_pending = timer->pending;
 	if (was_pending) {
 		list_del_init(&timer->entry);
 		timer->pending = false;
 	}
-	pthread_mutex_unlock(&pool.lock);
+	rig_unlock(&pool.lock);
 	return was_pending;
 }
 
@@ -118,44 +124,40 @@ int timer_pending(const struct timer_list *timer)
 {
 	int pending;
 
-	pthread_mutex_lock(&pool.lock);
+	rig_lock(&pool.lock);
 	pending = timer->pending;
-	pthread_mutex_unlock(&pool.lock);
+	rig_unlock(&pool.lock);
 	return pending;
 }
 
 static void *rig_timer_fn(void *arg)
 {
 	rig_task_start("ktimer");
-	pthread_mutex_lock(&pool.lock);
+	rig_lock(&pool.lock);
 	while (!pool.stop) {
 		struct timer_list *timer;
 		void (*fn)(struct timer_list *timer);
 		unsigned long now = jiffies;
 
 		if (list_empty(&pool.timers)) {
-			pthread_cond_wait(&pool.timer_cond, &pool.lock);
+			rig_cond_wait(&pool.timer_cond, &pool.lock);
 			continue;
 		}
 		timer = list_first_entry(&pool.timers, struct timer_list, entry);
 		if (time_after(timer->expires, now)) {
 			u64 when = rig_now_ns() + rig_jiffies_to_ns(timer->expires - now);
-			struct timespec ts = {
-				.tv_sec = when / 1000000000ULL,
-				.tv_nsec = when % 1000000000ULL,
-			};
 
-			pthread_cond_timedwait(&pool.timer_cond, &pool.lock, &ts);
+			rig_cond_wait_until(&pool.timer_cond, &pool.lock, when);
 			continue;
 		}
 		list_del_init(&timer->entry);
 		timer->pending = false;
 		fn = timer->function;
-		pthread_mutex_unlock(&pool.lock);
+		rig_unlock(&pool.lock);
 		fn(timer);
-		pthread_mutex_lock(&pool.lock);
+		rig_lock(&pool.lock);
 	}
-	pthread_mutex_unlock(&pool.lock);
+	rig_unlock(&pool.lock);
 	return NULL;
 }
 
@@ -190,12 +192,12 @@ static void rig_clear_pending(struct work_struct *work)
 
 static void __queue_work(struct workqueue_struct *wq, struct work_struct *work)
 {
-	pthread_mutex_lock(&pool.lock);
+	rig_lock(&pool.lock);
 	if (!pool.started)
 		rig_bug(RIG_BUG_MODEL, "work queued on %s before the workers started", wq->name);
 	list_add_tail(&work->entry, &pool.worklist);
-	pthread_cond_signal(&pool.more_work);
-	pthread_mutex_unlock(&pool.lock);
+	rig_cond_signal(&pool.more_work);
+	rig_unlock(&pool.lock);
 }
 
 bool queue_work(struct workqueue_struct *wq, struct work_struct *work)
@@ -235,7 +237,7 @@ bool cancel_delayed_work(struct delayed_work *dwork)
 	struct work_struct *work = &dwork->work;
 	bool cancelled = false;
 
-	pthread_mutex_lock(&pool.lock);
+	rig_lock(&pool.lock);
 	if (dwork->timer.pending) {
 		list_del_init(&dwork->timer.entry);
 		dwork->timer.pending = false;
@@ -246,7 +248,7 @@ bool cancel_delayed_work(struct delayed_work *dwork)
 	}
 	if (cancelled)
 		rig_clear_pending(work);
-	pthread_mutex_unlock(&pool.lock);
+	rig_unlock(&pool.lock);
 	return cancelled;
 }
 
@@ -291,14 +293,14 @@ static void *rig_worker_fn(void *arg)
 	struct rig_worker *worker = arg;
 
 	rig_task_start("kworker/%u", worker->id);
-	pthread_mutex_lock(&pool.lock);
+	rig_lock(&pool.lock);
 	for (;;) {
 		struct work_struct *work = rig_next_work(worker);
 
 		if (!work) {
 			if (pool.stop)
 				break;
-			pthread_cond_wait(&pool.more_work, &pool.lock);
+			rig_cond_wait(&pool.more_work, &pool.lock);
 			continue;
 		}
 
@@ -306,7 +308,7 @@ static void *rig_worker_fn(void *arg)
 		worker->current_func = work->func;
 		pool.nr_running++;
 		rig_clear_pending(work);
-		pthread_mutex_unlock(&pool.lock);
+		rig_unlock(&pool.lock);
 
 		rig_task_set_state("running work", NULL);
 		rig_perturb(RIG_SITE_WORKER);
@@ -314,12 +316,12 @@ static void *rig_worker_fn(void *arg)
 		worker->current_func(work);
 		rig_task_set_state("idle", NULL);
 
-		pthread_mutex_lock(&pool.lock);
+		rig_lock(&pool.lock);
 		worker->current_work = NULL;
 		worker->current_func = NULL;
 		pool.nr_running--;
 	}
-	pthread_mutex_unlock(&pool.lock);
+	rig_unlock(&pool.lock);
 	return NULL;
 }
 
@@ -339,13 +341,13 @@ static bool rig_pool_idle(bool with_timers)
 
 void flush_workqueue(struct workqueue_struct *wq)
 {
-	pthread_mutex_lock(&pool.lock);
+	rig_lock(&pool.lock);
 	while (!rig_pool_idle(false)) {
-		pthread_mutex_unlock(&pool.lock);
-		rig_sleep_ns(100000);
-		pthread_mutex_lock(&pool.lock);
+		rig_unlock(&pool.lock);
+		rig_sched_poll_ns(100000);
+		rig_lock(&pool.lock);
 	}
-	pthread_mutex_unlock(&pool.lock);
+	rig_unlock(&pool.lock);
 }
 
 /* CONFIG_DEBUG_OBJECTS_FREE for work items and timers. */
@@ -357,7 +359,7 @@ void rig_workqueue_check_free(const void *obj, size_t size)
 	unsigned int i;
 
 #define INSIDE(p)	((const char *)(p) >= lo && (const char *)(p) < hi)
-	pthread_mutex_lock(&pool.lock);
+	rig_lock(&pool.lock);
 	list_for_each_entry(work, &pool.worklist, entry)
 		if (INSIDE(work))
 			rig_bug(RIG_BUG_ODEBUG, "ODEBUG: free active (active state 0) object: %p object type: work_struct hint: %p",
@@ -371,7 +373,7 @@ void rig_workqueue_check_free(const void *obj, size_t size)
 		if (INSIDE(timer))
 			rig_bug(RIG_BUG_ODEBUG, "ODEBUG: free active (active state 0) object: %p object type: timer_list hint: %p",
 				timer, timer->function);
-	pthread_mutex_unlock(&pool.lock);
+	rig_unlock(&pool.lock);
 #undef INSIDE
 }
 
@@ -388,14 +390,14 @@ void rig_workqueue_start(unsigned int nr_workers)
 	pool.workers = calloc(nr_workers, sizeof(*pool.workers));
 	if (!pool.workers)
 		abort();
-	pthread_mutex_lock(&pool.lock);
+	rig_lock(&pool.lock);
 	pool.nr_workers = nr_workers;
 	pool.started = true;
 	for (i = 0; i < nr_workers; i++) {
 		pool.workers[i].id = i;
 		INIT_LIST_HEAD(&pool.workers[i].scheduled);
 	}
-	pthread_mutex_unlock(&pool.lock);
+	rig_unlock(&pool.lock);
 	for (i = 0; i < nr_workers; i++)
 		rig_thread_create(&pool.workers[i].thread, rig_worker_fn, &pool.workers[i]);
 	rig_thread_create(&pool.timer_thread, rig_timer_fn, NULL);
@@ -408,12 +410,12 @@ bool rig_workqueue_drain(u64 timeout_ns)
 	bool idle;
 
 	for (;;) {
-		pthread_mutex_lock(&pool.lock);
+		rig_lock(&pool.lock);
 		idle = rig_pool_idle(true);
-		pthread_mutex_unlock(&pool.lock);
+		rig_unlock(&pool.lock);
 		if (idle || rig_now_ns() > deadline)
 			return idle;
-		rig_sleep_ns(200000);
+		rig_sched_poll_ns(200000);
 	}
 }
 
@@ -421,13 +423,13 @@ void rig_workqueue_stop(void)
 {
 	unsigned int i;
 
-	pthread_mutex_lock(&pool.lock);
+	rig_lock(&pool.lock);
 	pool.stop = true;
-	pthread_cond_broadcast(&pool.more_work);
-	pthread_cond_broadcast(&pool.timer_cond);
-	pthread_mutex_unlock(&pool.lock);
+	rig_cond_broadcast(&pool.more_work);
+	rig_cond_broadcast(&pool.timer_cond);
+	rig_unlock(&pool.lock);
 	for (i = 0; i < pool.nr_workers; i++)
-		pthread_join(pool.workers[i].thread, NULL);
-	pthread_join(pool.timer_thread, NULL);
+		rig_thread_join(pool.workers[i].thread);
+	rig_thread_join(pool.timer_thread);
 	free(pool.workers);
 }

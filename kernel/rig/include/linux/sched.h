@@ -43,6 +43,14 @@ struct task_struct {
 	bool woken;
 	int sigkill;			/* atomic: SIGKILL pending */
 
+	/* The serial scheduler's, under its lock (lib/serial.c). */
+	pthread_t thread;
+	pthread_cond_t sched_cond;
+	int sched_state;
+	const void *sched_key;
+	u64 sched_deadline;
+	bool sched_timed_out;
+
 	/* Rig bookkeeping, mostly touched by the task itself only. */
 	u64 rng;
 	int alloc_budget;		/* allocations left before they fail; <0: no limit */

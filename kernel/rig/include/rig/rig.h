@@ -71,13 +71,64 @@ u64 rig_random(void);
 u64 rig_random_below(u64 bound);
 bool rig_chance_permille(unsigned int permille);
 
-u64 rig_now_ns(void);
+u64 rig_now_ns(void);		/* virtual time under --serial */
 void rig_sleep_ns(u64 ns);
+u64 rig_real_ns(void);
+void rig_real_sleep_ns(u64 ns);
 void rig_sleep_random_us(unsigned int max_us);
 
 /* Threads: every rig thread has a task_struct, so "current" works. */
+#define RIG_MAX_TASKS	1536
 struct task_struct *rig_task_start(const char *fmt, ...) __printf(1, 2);
 void rig_thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
+/* A thread outside the serial scheduler (the watchdog): real time, no baton. */
+void rig_thread_create_free(pthread_t *thread, void *(*fn)(void *), void *arg);
+void rig_thread_join(pthread_t thread);
+
+/*
+ * The serial scheduler (lib/serial.c): with --serial one task runs at a
+ * time, the next is picked from the seed at every perturbation point and
+ * every blocking point, and time is virtual.
+ */
+extern bool rig_serial;
+extern unsigned int rig_serial_switch_permille;
+extern unsigned long rig_serial_switches;
+extern bool rig_serial_deadlocked;
+extern __thread bool rig_sched_member;
+extern __thread unsigned int rig_nosched;	/* rig locks held by this thread */
+void rig_serial_start(unsigned long seed);
+void rig_jiffies_rebase(void);
+u64 rig_virtual_ns(void);
+void rig_sched_register(struct task_struct *self);
+void rig_sched_point(void);
+bool rig_sched_block(const void *key, u64 deadline_ns);
+void rig_sched_wake(const void *key);
+/* Wait for another task to act (a contended lock, a join, a barrier). */
+void rig_sched_poll(void);
+void rig_sched_poll_ns(u64 ns);
+
+/*
+ * The rig's own pthread locks and condition variables: the serial scheduler
+ * never switches away from a task inside rig_lock() and rig_unlock(), and
+ * condition waits block in it.
+ */
+void rig_lock(pthread_mutex_t *m);
+void rig_unlock(pthread_mutex_t *m);
+void rig_cond_wait(pthread_cond_t *c, pthread_mutex_t *m);
+/* ETIMEDOUT once rig_now_ns() reaches @deadline_ns (0: no deadline). */
+int rig_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, u64 deadline_ns);
+void rig_cond_signal(pthread_cond_t *c);
+void rig_cond_broadcast(pthread_cond_t *c);
+
+struct rig_barrier {
+	pthread_barrier_t barrier;
+	pthread_mutex_t lock;
+	unsigned int count, arrived;
+	unsigned long generation;
+};
+
+void rig_barrier_init(struct rig_barrier *b, unsigned int count);
+void rig_barrier_wait(struct rig_barrier *b);
 struct task_struct *rig_task_by_index(unsigned int index);
 unsigned int rig_nr_tasks(void);
 void rig_task_set_state(const char *state, const char *arg);
