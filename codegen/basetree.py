@@ -69,8 +69,9 @@ def probe(path: Path) -> BaseTree:
             raise UserError(f"{path} (Linux {version}) has no {needed}: the generator needs a tree "
                             "with kernel/module/ (Linux 5.19 or later)")
     if (path / DUPS_C).exists():
-        raise UserError(f"{path} already has {DUPS_C}: the duplicate-request support is in this tree "
-                        "(the series is applied, or the kernel is 6.4 or later); use a tree without it")
+        raise UserError(f"{path} (Linux {version}) already has {DUPS_C} (the series is applied, or the "
+                        "kernel is 6.4 or later): fix-up series for such trees are not written yet; "
+                        "`kmod-dups rig --tree` runs its own dups.c, or use a tree without it")
     kmod_c = next((loc for loc in KMOD_C_LOCATIONS if (path / loc).is_file()), None)
     if kmod_c is None:
         raise UserError(f"{path} has neither kernel/kmod.c nor kernel/module/kmod.c; is it a complete tree?")

@@ -5,18 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kmod_dups.codegen import basetree
+from kmod_dups.codegen import bases, basetree
 from kmod_dups.codegen.render import DEFAULT_VARIANT, VARIANTS
 
 TREE_HELP = "kernel source tree to generate for (default: Debian's linux-source-6.1, unpacked into the cache)"
 
 
 def _tree(args: argparse.Namespace) -> Path:
-    return Path(args.tree) if args.tree else basetree.default_base_tree()
+    return bases.from_args(args) or basetree.default_base_tree()
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tree", metavar="DIR", help=TREE_HELP)
+    bases.add_arguments(parser, tree_help=TREE_HELP)
     parser.add_argument("-o", "--output", metavar="OUT", required=True, type=Path,
                         help="folder to write (refused if it exists and is not empty, unless --force)")
     parser.add_argument("--variant", default=DEFAULT_VARIANT,

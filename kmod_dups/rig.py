@@ -94,8 +94,13 @@ class BuildConfig:
     # generated kmod.c, built instead of the variant's (tests keep the first
     # hardened version pinned, to show its defects).
     pinned: Path | None = None
+    # A kernel tree that carries dups.c (Linux 6.4 on): its own
+    # kernel/module/dups.c and kmod.c are built unmodified.
+    tree: Path | None = None
 
     def __post_init__(self) -> None:
+        if self.tree is not None and self.pinned is not None:
+            raise UserError("a rig build takes a tree's own dups.c or a pinned version, not both")
         if self.variant not in VARIANTS:
             raise UserError(f"unknown variant {self.variant!r}: choose one of {', '.join(VARIANTS)}")
         if self.sanitizer not in SANITIZERS:
@@ -104,6 +109,8 @@ class BuildConfig:
     @property
     def name(self) -> str:
         """The binary's variant name: rig-<name>."""
+        if self.tree is not None:
+            return f"tree-{tree_version(self.tree)}"
         name = self.variant if self.wait_state else f"{self.variant}-killable"
         return f"{name}-{self.pinned.name}" if self.pinned else name
 
@@ -114,6 +121,8 @@ class BuildConfig:
         its own in its folder's "api" file (1 if it has none)."""
         if self.pinned is not None:
             return _pinned_api(self.pinned)
+        if self.tree is not None:
+            return 1  # upstream's hooks take the name, as posted
         return 3 if self.variant == "hardened" else 1
 
     @property
@@ -154,6 +163,28 @@ def rig_kmod_c(variant: str, apis: KernelApis) -> str:
     tree = BaseTree(path=rig_source_dir() / RIG_BASE, version=RIG_BASE_VERSION, kmod_c="kernel/kmod.c",
                     has_module_debug_menu=False, throttle="atomic", apis=apis)
     return kmod_c(tree, variant)
+
+
+def tree_version(tree: Path) -> str:
+    from kmod_dups.codegen.basetree import kernel_version
+
+    return kernel_version(tree)
+
+
+def tree_sources(tree: Path) -> tuple[str, str]:
+    """A tree's own kernel/module/dups.c and kmod.c, as they are."""
+    dups = tree / "kernel/module/dups.c"
+    kmod = tree / "kernel/module/kmod.c"
+    if not dups.is_file():
+        raise UserError(f"{tree} (Linux {tree_version(tree)}) has no kernel/module/dups.c: the rig runs a "
+                        "tree's own dups.c from Linux 6.4 on; for older trees use --variant")
+    if not kmod.is_file():
+        raise UserError(f"{tree} has dups.c but no kernel/module/kmod.c: a layout the rig does not know")
+    kmod_text = kmod.read_text()
+    if "kmod_dup_request_exists_wait(" not in kmod_text or "DEFINE_SEMAPHORE(" not in kmod_text:
+        raise UserError(f"{kmod}: not the kmod.c the rig knows (hooks kmod_dup_request_exists_wait() "
+                        "and the kmod_concurrent_max semaphore)")
+    return dups.read_text(), kmod_text
 
 
 def _read_pinned(path: Path) -> str:
@@ -209,7 +240,11 @@ def build(config: BuildConfig, *, root: Path | None = None, jobs: int = 2,
     log = out / f"build-{config.name}.log"
     with cache.locked(f"rig-{out.name}"):
         apis = KernelApis(has_wait_for_completion_state=config.wait_state)
-        if config.pinned:
+        if config.tree is not None:
+            dups_text, kmod_text = tree_sources(config.tree)
+            _write_if_changed(dups_c, dups_text)
+            _write_if_changed(kmod_c, kmod_text)
+        elif config.pinned:
             _write_if_changed(dups_c, render_pinned(config.pinned / "dups.c.j2", apis))
             _write_if_changed(kmod_c, _read_pinned(config.pinned / "kmod.c"))
         else:

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from kmod_dups.codegen import bases
 from kmod_dups.build import fragments, kconfig, make, pipeline
 
 EPILOG = """\
@@ -47,9 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", "-c", nargs="+", action="extend", required=True, metavar="NAME",
                    help="config fragments to merge, in order (a name from Kconfig.fragments/ or a path)")
-    p.add_argument("--tree", type=Path, metavar="DIR",
-                   help="base kernel tree, a git repo (default: Debian's linux-source-6.1, unpacked "
-                   "into the cache)")
+    bases.add_arguments(p, tree_help="base kernel tree, a git repo (default: Debian's linux-source-6.1, "
+                        "unpacked into the cache)")
     p.add_argument("-O", "--builddir", type=Path, metavar="BUILDDIR",
                    help="build folder, make's O= (default: ~/.cache/kmod-dups/builds/<configs>-<variant>)")
     p.add_argument("--variant", default="hardened", help="dups.c variant of the series: hardened "
@@ -79,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     req = pipeline.Request(
-        configs=args.config, tree=args.tree, builddir=args.builddir, variant=args.variant,
+        configs=args.config, tree=bases.from_args(args), builddir=args.builddir, variant=args.variant,
         jobs=args.jobs, cc=args.cc, ccache=args.ccache, series=args.series, in_place=args.in_place,
         start=args.start_config, config_only=args.config_only, name=args.name, quiet=args.quiet,
         linger_ms=args.linger_ms,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from kmod_dups import rig
+from kmod_dups.codegen import bases
 from kmod_dups.codegen.render import VARIANTS
 
 EPILOG = """\
@@ -28,6 +29,9 @@ examples:
   kmod-dups rig --variant as-posted --scenario nowait --serial --seed 6 --expect-defect early
         one task at a time, the next picked from seed 6 at every primitive,
         in virtual time: the same seed replays the same interleaving
+  kmod-dups rig --base 7.2 --scenario reload --expect-defect reload
+        Debian's 7.2 tree's own dups.c and kmod.c, unmodified: a request
+        after rmmod within 60 s gets the old result
   kmod-dups rig --scenario stress --requests 1000000 --threads 8
         the benchmark: one million requests on the hardened variant
   kmod-dups rig --sanitizer none --scenario dups --rig-arg=--param=module.enable_dups_trace=1
@@ -58,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--variant", choices=VARIANTS, default="hardened",
                    help="dups.c variant (default: %(default)s)")
+    bases.add_arguments(p, tree_help="run this kernel tree's own kernel/module/dups.c and kmod.c, "
+                        "unmodified (Linux 6.4 or later), instead of a variant's")
     p.add_argument("--sanitizer", choices=rig.SANITIZERS, default="address",
                    help="address (ASan + UBSan), thread (TSan) or none (the rig's own poisoning "
                    "and debug checks only) (default: %(default)s)")
@@ -111,8 +117,9 @@ def _say(msg: str) -> None:
 
 def main(args: argparse.Namespace) -> int:
     say = None if args.quiet else _say
+    tree = Path(args.tree) if args.tree else bases.rig_tree(args.base, say=say) if args.base else None
     config = rig.BuildConfig(variant=args.variant, sanitizer=args.sanitizer,
-                             linger_ms=args.linger_ms, wait_state=not args.killable_fallback)
+                             linger_ms=args.linger_ms, wait_state=not args.killable_fallback, tree=tree)
     built = rig.build(config, jobs=args.jobs, progress=say)
     if args.build_only:
         print(built.binary)

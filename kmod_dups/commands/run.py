@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from kmod_dups.codegen import bases
 from kmod_dups.cache import new_run_folder
 from kmod_dups.errors import UserError
 
@@ -32,6 +33,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.cpus < run.MIN_CPUS:
         raise UserError(f"--cpus {args.cpus}: a storm needs at least {run.MIN_CPUS} callers "
                         "(one first request and a duplicate); give --cpus 2 or more")
+    tree = bases.from_args(args, say=say)
     folder = new_run_folder(args.runs, "run", args.cpus)
     say(f"run folder {folder}")
     kernels = [("dups", run.FEATURE_CONFIGS)]
@@ -40,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     builds = {}
     for kernel, configs in kernels:
         say(f"[{kernel}] building {'+'.join(configs)} ({args.variant})")
-        record = pipeline.run(pipeline.Request(configs=list(configs), tree=args.tree, variant=args.variant))
+        record = pipeline.run(pipeline.Request(configs=list(configs), tree=tree, variant=args.variant))
         builds[kernel] = Path(record["builddir"])
     report = run.RunReport([])
     for kernel, _ in kernels:
@@ -64,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cpus", type=int, default=8, help="vCPUs per guest (default 8: a few minutes under TCG)")
     parser.add_argument("--variant", default="hardened", help="hardened (default) or as-posted")
-    parser.add_argument("--tree", type=Path, help="base kernel tree (default: Debian's linux-source-6.1)")
+    bases.add_arguments(parser, tree_help="base kernel tree (default: Debian's linux-source-6.1)")
     parser.add_argument("--runs", type=Path, help="where run folders go (default ~/.cache/kmod-dups/runs)")
     parser.add_argument("--no-control", action="store_true", help="skip the control kernel")
     parser.add_argument("--json", action="store_true", help="also print the report as JSON")

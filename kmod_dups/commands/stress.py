@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from kmod_dups.codegen import bases
 from kmod_dups.cache import new_run_folder
 from kmod_dups.errors import UserError
 
@@ -74,7 +75,7 @@ def cmd_stress(args: argparse.Namespace) -> int:
         from kmod_dups.build import pipeline
 
         say(f"building {'+'.join(stress.DEBUG_CONFIGS)} ({pipeline.flavour(args.variant, args.linger_ms)})")
-        record = pipeline.run(pipeline.Request(configs=list(stress.DEBUG_CONFIGS), tree=args.tree,
+        record = pipeline.run(pipeline.Request(configs=list(stress.DEBUG_CONFIGS), tree=bases.from_args(args, say=say),
                                                variant=args.variant, linger_ms=args.linger_ms))
         build = Path(record["builddir"])
     ctx, names = stress.check(build, args.cpus, names, sizes)
@@ -112,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="as-posted only: build a test kernel whose completed entries linger MS ms, not 60 s")
     p.add_argument("--build", type=Path, metavar="DIR", help="use this kmod-dups build folder (a debug "
                    "kernel) instead of building boot+dups+debug")
-    p.add_argument("--tree", type=Path, help="base kernel tree (default: Debian's linux-source-6.1)")
+    bases.add_arguments(p, tree_help="base kernel tree (default: Debian's linux-source-6.1)")
     p.add_argument("--cpus", type=int, default=4, help="vCPUs (default 4; 64 takes tens of minutes under TCG)")
     p.add_argument("--scenario", action="append", metavar="NAME", help="run this scenario (repeatable; "
                    "default: all)")

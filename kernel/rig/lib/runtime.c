@@ -553,7 +553,7 @@ bool __list_del_entry_valid(struct list_head *entry)
 
 /* ---- strings ----------------------------------------------------------- */
 
-ssize_t strscpy(char *dest, const char *src, size_t count)
+ssize_t rig_strscpy(char *dest, const char *src, size_t count)
 {
 	size_t len;
 

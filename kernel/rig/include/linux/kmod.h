@@ -11,6 +11,7 @@
 #include <linux/umh.h>
 
 #include <linux/atomic.h>
+#include <linux/semaphore.h>
 #include <linux/wait.h>
 
 #define KMOD_PATH_LEN 256

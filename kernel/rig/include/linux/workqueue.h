@@ -34,6 +34,8 @@ struct delayed_work {
 
 struct workqueue_struct;
 extern struct workqueue_struct *system_wq;
+/* Linux 7.0's name for the unbound default workqueue; one pool here */
+#define system_dfl_wq	system_wq
 
 void rig_init_work(struct work_struct *work, work_func_t func);
 void rig_init_delayed_work(struct delayed_work *dwork, work_func_t func);
