@@ -161,26 +161,18 @@ def rig_tree(name: str, *, say=None) -> Path:
         return full
     dest = cache_dir() / "base-files" / base.package
     stamp = dest / ".kmod-dups-files"
-    if stamp.exists():
-        return dest
-    with locked(f"base-files-{base.package}"):
-        if stamp.exists():
-            return dest
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(dest, ignore_errors=True)
-        staging = Path(tempfile.mkdtemp(prefix=".files-", dir=dest.parent))
-        try:
-            top = base.package
-            proc = subprocess.run(["tar", "-xf", str(tarball), "-C", str(staging), "--ignore-failed-read",
-                                   *(f"{top}/{rel}" for rel in RIG_FILES)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            if not (staging / top / "Makefile").is_file():
-                raise UserError(f"{tarball} does not hold {top}/Makefile: {_last(proc.stdout)}")
-            (staging / top / stamp.name).write_text(str(tarball) + "\n")
-            (staging / top).rename(dest)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return dest
+    top = base.package
+
+    def fill(staging: Path) -> Path:
+        proc = subprocess.run(["tar", "-xf", str(tarball), "-C", str(staging), "--ignore-failed-read",
+                               *(f"{top}/{rel}" for rel in RIG_FILES)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if not (staging / top / "Makefile").is_file():
+            raise UserError(f"{tarball} does not hold {top}/Makefile: {_last(proc.stdout)}")
+        (staging / top / stamp.name).write_text(str(tarball) + "\n")
+        return staging / top
+
+    return basetree.unpack_once(dest, stamp, f"base-files-{base.package}", fill)
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, tree_help: str) -> None:

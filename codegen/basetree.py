@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,26 @@ def _git(tree: Path, *args: str) -> None:
         raise UserError(f"git {args[0]} failed in {tree}: {last}")
 
 
+def unpack_once(dest: Path, stamp: Path, lock: str, fill: Callable[[Path], Path]) -> Path:
+    """``dest`` made once under a lock: ``fill(staging)`` unpacks into a
+    staging folder beside it and returns the folder that becomes ``dest``;
+    ``stamp`` (inside it) marks it complete, so a half-unpacked tree is
+    never used."""
+    if stamp.exists():
+        return dest
+    with locked(lock):
+        if stamp.exists():
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
+        try:
+            fill(staging).rename(dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
 def default_base_tree(tarball: Path = DEBIAN_SOURCE_TARBALL) -> Path:
     """Debian's linux-source-6.1, unpacked once into the cache as a git repo
     with a single commit (so ``git am`` and work trees can start from it)."""
@@ -120,23 +141,17 @@ def default_base_tree(tarball: Path = DEBIAN_SOURCE_TARBALL) -> Path:
     if not tarball.is_file():
         raise UserError(f"{tarball} is missing: install Debian's kernel source with "
                         "`apt-get install linux-source-6.1` (or pass --tree DIR)")
-    with locked("base-tree"):
-        if stamp.exists():
-            return dest
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(dest, ignore_errors=True)
-        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
-        try:
-            subprocess.run(["tar", "-xf", str(tarball), "-C", str(staging)], check=True)
-            tops = [child for child in staging.iterdir() if child.is_dir()]
-            if len(tops) != 1:
-                raise UserError(f"{tarball} does not unpack to a single kernel tree")
-            unpacked = tops[0]
-            _git(unpacked, "init", "-q")
-            _git(unpacked, "add", "-A", "--force")  # Debian's .gitignore ignores "/*"
-            _git(unpacked, "commit", "-q", "-m", f"Debian {tarball.name}")
-            (unpacked / ".git" / "kmod-dups-base").write_text(str(tarball) + "\n")
-            unpacked.rename(dest)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return dest
+
+    def fill(staging: Path) -> Path:
+        subprocess.run(["tar", "-xf", str(tarball), "-C", str(staging)], check=True)
+        tops = [child for child in staging.iterdir() if child.is_dir()]
+        if len(tops) != 1:
+            raise UserError(f"{tarball} does not unpack to a single kernel tree")
+        unpacked = tops[0]
+        _git(unpacked, "init", "-q")
+        _git(unpacked, "add", "-A", "--force")  # Debian's .gitignore ignores "/*"
+        _git(unpacked, "commit", "-q", "-m", f"Debian {tarball.name}")
+        (unpacked / ".git" / stamp.name).write_text(str(tarball) + "\n")
+        return unpacked
+
+    return unpack_once(dest, stamp, "base-tree", fill)

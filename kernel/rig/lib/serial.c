@@ -97,8 +97,6 @@ static void rig_sched_wait_turn(struct task_struct *self)
 
 static void rig_sched_run(struct task_struct *next)
 {
-	if (next && next->sched_key != &rig_poll_key)
-		rig_sched_idle_polls = 0;
 	rig_sched_running = next;
 	if (next)
 		pthread_cond_signal(&next->sched_cond);
@@ -117,10 +115,14 @@ static struct task_struct *rig_sched_pick(struct task_struct *exclude)
 	return n ? cand[n == 1 ? 0 : rig_sched_random_below(n)] : NULL;
 }
 
-/* Blocked tasks whose deadline passed become runnable: their timer fired. */
-static void rig_sched_expire(void)
+/*
+ * Blocked tasks whose deadline passed become runnable: their timer fired.
+ * True when only pollers woke.
+ */
+static bool rig_sched_expire(void)
 {
 	u64 now = rig_virtual_ns();
+	bool only_polls = true;
 	unsigned int i;
 
 	for (i = 0; i < rig_sched_nr; i++) {
@@ -130,39 +132,39 @@ static void rig_sched_expire(void)
 		    t->sched_deadline <= now) {
 			t->sched_state = RIG_SCHED_RUNNABLE;
 			t->sched_timed_out = true;
+			only_polls &= t->sched_key == &rig_poll_key;
 		}
 	}
+	return only_polls;
 }
 
-/* Nothing runnable: jump to the earliest deadline and wake who has it. */
+/*
+ * Nothing runnable: jump to the earliest deadline and wake who has it.
+ * Polls that keep finding nothing while no other task has a deadline (a
+ * timed sleep or stall would end and act) mean nobody can act: a deadlock.
+ */
 static bool rig_sched_advance(void)
 {
-	bool only_polls = true;
+	bool timed_other = false;
 	u64 first = 0;
 	unsigned int i;
 
 	for (i = 0; i < rig_sched_nr; i++) {
 		struct task_struct *t = rig_sched_tasks[i];
 
-		if (t->sched_state == RIG_SCHED_BLOCKED && t->sched_deadline &&
-		    (!first || t->sched_deadline < first))
+		if (t->sched_state != RIG_SCHED_BLOCKED || !t->sched_deadline)
+			continue;
+		if (!first || t->sched_deadline < first)
 			first = t->sched_deadline;
+		timed_other |= t->sched_key != &rig_poll_key;
 	}
 	if (!first)
 		return false;
 	if (first > rig_virtual_ns())
 		__atomic_store_n(&rig_vclock, first, __ATOMIC_RELEASE);
-	for (i = 0; i < rig_sched_nr; i++) {
-		struct task_struct *t = rig_sched_tasks[i];
-
-		if (t->sched_state == RIG_SCHED_BLOCKED && t->sched_deadline &&
-		    t->sched_deadline <= first) {
-			t->sched_state = RIG_SCHED_RUNNABLE;
-			t->sched_timed_out = true;
-			only_polls &= t->sched_key == &rig_poll_key;
-		}
-	}
-	if (only_polls && ++rig_sched_idle_polls == RIG_SCHED_DEADLOCK_POLLS)
+	if (!rig_sched_expire() || timed_other)
+		rig_sched_idle_polls = 0;
+	else if (++rig_sched_idle_polls == RIG_SCHED_DEADLOCK_POLLS)
 		__atomic_store_n(&rig_serial_deadlocked, true, __ATOMIC_RELEASE);
 	return true;
 }
@@ -171,6 +173,7 @@ static bool rig_sched_advance(void)
 static void rig_sched_handoff(struct task_struct *self)
 {
 	struct task_struct *next;
+	unsigned int i;
 
 	rig_sched_expire();
 	next = rig_sched_pick(NULL);
@@ -183,7 +186,7 @@ static void rig_sched_handoff(struct task_struct *self)
 		return;
 	}
 	rig_sched_run(NULL);
-	for (unsigned int i = 0; i < rig_sched_nr; i++)
+	for (i = 0; i < rig_sched_nr; i++)
 		if (rig_sched_tasks[i]->sched_state != RIG_SCHED_DEAD) {
 			/* every live task waits for another without a deadline */
 			__atomic_store_n(&rig_serial_deadlocked, true, __ATOMIC_RELEASE);
@@ -236,8 +239,12 @@ bool rig_sched_block(const void *key, u64 deadline_ns)
 	struct task_struct *self = rig_current;
 	bool timed_out;
 
-	if (rig_nosched)
-		rig_bug(RIG_BUG_MODEL, "%s blocks holding %u rig lock(s)", self->comm, rig_nosched);
+	if (rig_nosched || !rig_sched_member) {
+		/* the next task would block on the lock, or two would run */
+		fprintf(stderr, "rig: %s blocks in the serial scheduler %s\n", self->comm,
+			rig_nosched ? "holding a rig lock" : "without being a member");
+		abort();
+	}
 	pthread_mutex_lock(&rig_sched_lock);
 	self->sched_state = RIG_SCHED_BLOCKED;
 	self->sched_key = key;
