@@ -6,6 +6,7 @@ unpacked once into a git repository with one commit."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import shutil
 import subprocess
@@ -146,8 +147,10 @@ def base_tree(name: str, *, say=None) -> Path:
     return basetree.default_base_tree(fetch_tarball(lookup(name), say=say))
 
 
-# What the rig needs of a tree: its version and its own dups.c and kmod.c.
-RIG_FILES = ("Makefile", "kernel/module/dups.c", "kernel/module/kmod.c")
+# What the rig needs of a tree (its version, its own dups.c and kmod.c),
+# and what the fix-up series reads and changes with them.
+RIG_FILES = ("Makefile", "kernel/module/dups.c", "kernel/module/kmod.c", "kernel/module/internal.h",
+             "kernel/module/Kconfig", "kernel/module/Makefile", "include/linux/completion.h")
 
 
 def rig_tree(name: str, *, say=None) -> Path:
@@ -159,7 +162,8 @@ def rig_tree(name: str, *, say=None) -> Path:
     full = cache_dir() / "base" / base.package
     if (full / ".git" / "kmod-dups-base").exists():
         return full
-    dest = cache_dir() / "base-files" / base.package
+    # a folder per list of files, so that a longer list is extracted anew
+    dest = cache_dir() / "base-files" / f"{base.package}-{hashlib.sha1(chr(0).join(RIG_FILES).encode()).hexdigest()[:8]}"
     stamp = dest / ".kmod-dups-files"
     top = base.package
 

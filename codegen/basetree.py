@@ -33,6 +33,9 @@ class BaseTree:
     has_module_debug_menu: bool
     throttle: str  # "atomic" (6.1: atomic_t + wait queue) or "semaphore"
     apis: KernelApis
+    # It carries kernel/module/dups.c already (6.4 on, or the series is
+    # applied): it gets the fix-up series, not the feature.
+    has_dups: bool = False
 
     def read(self, relpath: str) -> str:
         return (self.path / relpath).read_text()
@@ -69,10 +72,6 @@ def probe(path: Path) -> BaseTree:
         if not (path / needed).is_file():
             raise UserError(f"{path} (Linux {version}) has no {needed}: the generator needs a tree "
                             "with kernel/module/ (Linux 5.19 or later)")
-    if (path / DUPS_C).exists():
-        raise UserError(f"{path} (Linux {version}) already has {DUPS_C} (the series is applied, or the "
-                        "kernel is 6.4 or later): fix-up series for such trees are not written yet; "
-                        "`kmod-dups rig --tree` runs its own dups.c, or use a tree without it")
     kmod_c = next((loc for loc in KMOD_C_LOCATIONS if (path / loc).is_file()), None)
     if kmod_c is None:
         raise UserError(f"{path} has neither kernel/kmod.c nor kernel/module/kmod.c; is it a complete tree?")
@@ -97,6 +96,7 @@ def probe(path: Path) -> BaseTree:
         has_module_debug_menu=bool(re.search(r"^menuconfig MODULE_DEBUG$", kconfig, re.M)),
         throttle=throttle,
         apis=apis,
+        has_dups=(path / DUPS_C).exists(),
     )
 
 

@@ -43,10 +43,13 @@ def cmd_series(args: argparse.Namespace) -> int:
 
     check_variant(args.variant)
     tree = _tree(args)
-    files = write_series(tree, args.output, args.variant, args.signoff, args.force)
-    print(f"series ({args.variant}) for {tree}:")
+    files = write_series(tree, args.output, args.variant, args.signoff, args.force,
+                         reroll=args.reroll_count, previous=args.previous)
+    kind = "fix-up series" if basetree.probe(tree).has_dups else f"series ({args.variant})"
+    print(f"{kind} for {tree}:")
     for path in files:
         print(f"  {path}")
+    print(f"  {recipients_line(files[0])}")
     if args.verify:
         from kmod_dups.codegen.verify import apply_to_scratch
 
@@ -54,9 +57,23 @@ def cmd_series(args: argparse.Namespace) -> int:
         print(f"applied with git am to a scratch copy of the base: {scratch}")
         print(summary, end="")
         print("checkpatch.pl --strict: clean but for what the cover letter names and justifies")
+    if args.compile:
+        from kmod_dups.codegen.verify import compile_each_step
+
+        print(f"compiling each step with W=1 on a scratch clone of {tree}:")
+        compile_each_step(tree, files[1:])
     else:
         print(f"apply with: git -C {tree} am {args.output.resolve()}/000[1-9]-*.patch")
     return 0
+
+
+def recipients_line(cover: Path) -> str:
+    """What the cover letter's To:/Cc: headers say, for the summary."""
+    from email.parser import HeaderParser
+
+    head = HeaderParser().parsestr(cover.read_text().partition("\n")[2], headersonly=True)
+    fields = [f"{key}: {' '.join(str(head[key]).split())}" for key in ("To", "Cc") if head[key]]
+    return "; ".join(fields) or "no To:/Cc: (the tree has no scripts/get_maintainer.pl and MAINTAINERS)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -75,8 +92,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "series", help="write a git format-patch series (cover letter + patches) for a tree",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write the feature as a numbered git format-patch series for a base tree: a cover "
-        "letter and one patch per logical change, checked with the tree's checkpatch.pl --strict.",
+        "letter and one patch per logical change, checked with the tree's checkpatch.pl --strict, "
+        "addressed (To:/Cc:) by the tree's scripts/get_maintainer.pl. For a tree that already carries "
+        "kernel/module/dups.c (6.12, 7.2) it is a fix-up series: one patch per defect found in that "
+        "tree's code, each with its reproducer and figures and a Fixes: tag.",
         epilog="examples:\n  kmod-dups series -o series/\n"
+        "  kmod-dups series --base 7.2 -o fixups-v1/\n"
+        "  kmod-dups series --base 7.2 -v 2 --previous fixups-v1/ -o fixups-v2/\n"
+        "  git send-email fixups-v2/*.patch\n"
         "  kmod-dups series -o series/ --verify     # and git am it on a scratch copy of the base\n"
         "  kmod-dups series --tree ~/src/linux-6.1 -o s/ --variant as-posted --signoff 'A U Thor <a@b.org>'\n"
         "  git -C ~/src/linux-6.1 am $PWD/s/000[1-9]-*.patch\n",
@@ -84,6 +107,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(ser)
     ser.add_argument("--signoff", metavar="'NAME <EMAIL>'",
                      help="identity for Signed-off-by and authorship (default: git config user.name/email)")
+    ser.add_argument("-v", "--reroll-count", type=int, default=1, metavar="N",
+                     help="version of the series: [PATCH vN] subjects, and with --previous the cover "
+                     "letter lists what changed since v(N-1) (default: 1)")
+    ser.add_argument("--previous", type=Path, metavar="DIR",
+                     help="the v(N-1) series folder this tool wrote, to compare with")
+    ser.add_argument("--compile", action="store_true",
+                     help="also git am the patches one by one on a scratch clone and compile dups.c and "
+                     "kmod.c with W=1 after each, feature on and off (minutes: the first run configures "
+                     "a build)")
     ser.add_argument("--verify", action="store_true",
                      help="also apply the series with git am to a scratch copy of the tree and summarize")
     ser.set_defaults(func=cmd_series)

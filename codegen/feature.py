@@ -22,6 +22,8 @@ class Patch:
     subject: str
     message: str
     files: dict[str, str] = field(default_factory=dict)
+    # Tags above Signed-off-by, as they are (Fixes: is never wrapped).
+    trailers: tuple[str, ...] = ()
 
 
 def _replace_once(text: str, old: str, new: str, where: str, what: str) -> str:
@@ -162,6 +164,10 @@ def patches(tree: BaseTree, variant: str, linger_ms: int | None = None) -> list[
     it changes (after the patches before it).  *linger_ms*: a test build's
     shorter as-posted linger (see ``render.render_dups_c``)."""
     check_variant(variant)
+    if tree.has_dups:
+        raise UserError(f"{tree.path} (Linux {tree.version}) already has {basetree.DUPS_C} (the series is "
+                        "applied, or the kernel is 6.4 or later): `kmod-dups series` writes its fix-up "
+                        "series; `kmod-dups rig --tree` runs its own dups.c")
     context = dict(tree=tree, variant=variant)
     core = Patch(
         slug="dups",

@@ -17,7 +17,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from kmod_dups.codegen import basetree, checkpatch, feature
+from kmod_dups.codegen import basetree, checkpatch, feature, fixups, maintainers, versions
 from kmod_dups.codegen.render import DEFAULT_VARIANT, check_variant, render
 from kmod_dups import atomic
 from kmod_dups.errors import UserError
@@ -26,6 +26,8 @@ from kmod_dups.errors import UserError
 JUSTIFIED = {
     "FILE_PATH_CHANGES": "kernel/module/dups.c is a new file; MAINTAINERS needs no update "
     "since its MODULE SUPPORT entry covers F: kernel/module/",
+    "UNKNOWN_COMMIT_ID": f"the Fixes: tag names upstream's {fixups.ORIGINAL} (Linux 6.4); this base is a "
+    "source release without the kernel's git history, where checkpatch.pl cannot look it up",
 }
 AS_POSTED_WHY = "dups.c is reproduced exactly as it was posted to the list; the hardened variant fixes it"
 
@@ -92,9 +94,14 @@ def _ident_env(who: str) -> dict[str, str]:
 
 def reflow(message: str, width: int = 72) -> str:
     """Wrap each paragraph of a commit message at ``width`` columns, keeping
-    "- " list items as hanging paragraphs, as kernel commit messages are."""
+    "- " list items as hanging paragraphs, as kernel commit messages are,
+    and indented blocks (interleavings, commands) as they are."""
     out = []
-    for paragraph in re.split(r"\n\s*\n", message.strip()):
+    for paragraph in re.split(r"\n[ \t]*\n", message.strip()):
+        if paragraph[:1].isspace():
+            # an indented block (a diagram, a command): as it is
+            out.append(paragraph.rstrip())
+            continue
         items = re.split(r"\n(?=- )", paragraph)
         wrapped = []
         for item in items:
@@ -105,9 +112,10 @@ def reflow(message: str, width: int = 72) -> str:
     return "\n\n".join(out)
 
 
-def _commit(repo: Path, who: str, subject: str, message: str) -> None:
+def _commit(repo: Path, who: str, subject: str, message: str, trailers: tuple[str, ...] = ()) -> None:
     env = _ident_env(who)
-    body = f"{subject}\n\n{reflow(message)}\n\nSigned-off-by: {who}\n"
+    tags = "".join(f"{tag}\n" for tag in trailers)
+    body = f"{subject}\n\n{reflow(message)}\n\n{tags}Signed-off-by: {who}\n"
     _git(repo, "add", "-A", "--force")
     proc = subprocess.run(["git", "-c", "commit.gpgsign=false", "commit", "-q", "--no-verify", "-F", "-"],
                           cwd=repo, input=body, capture_output=True, text=True, env=env)
@@ -124,16 +132,29 @@ def describe(tree: basetree.BaseTree) -> str:
 
 def write_series(tree: Path, out: Path, variant: str = DEFAULT_VARIANT,
                  signoff: str | None = None, force: bool = False,
-                 run_checkpatch: bool = True, linger_ms: int | None = None) -> list[Path]:
+                 run_checkpatch: bool = True, linger_ms: int | None = None,
+                 reroll: int = 1, previous: Path | None = None) -> list[Path]:
     """Write the series for ``tree`` into ``out``; return the patch files
-    in order, cover letter first.  *linger_ms* is for test builds only
-    (``render.render_dups_c``)."""
+    in order, cover letter first: the feature for a tree without dups.c,
+    the fix-up series (``fixups``) for one that has it.  *linger_ms* is for
+    test builds only (``render.render_dups_c``).  *reroll* > 1 makes it
+    vN, with what changed since *previous* (the v(N-1) folder) in the
+    cover letter."""
     check_variant(variant)
     base = basetree.probe(Path(tree))
     out = Path(out)
     check_output_dir(out, force)
     who = identity(signoff)
-    patches = feature.patches(base, variant, linger_ms)
+    earlier = versions.read_previous(previous, reroll)
+    if base.has_dups:
+        if variant != DEFAULT_VARIANT:
+            raise UserError(f"{base.path} (Linux {base.version}) already has {basetree.DUPS_C}: its series "
+                            f"is the fix-up series, which has the {DEFAULT_VARIANT} semantics; "
+                            f"--variant {variant} is for trees without dups.c")
+        patches = fixups.patches(base)
+    else:
+        patches = feature.patches(base, variant, linger_ms)
+    recipients = maintainers.recipients(base, sorted({rel for p in patches for rel in p.files}))
 
     staging = make_staging(out)
     try:
@@ -150,12 +171,15 @@ def write_series(tree: Path, out: Path, variant: str = DEFAULT_VARIANT,
                 for rel, text in patch.files.items():
                     (repo / rel).parent.mkdir(parents=True, exist_ok=True)
                     (repo / rel).write_text(text)
-                _commit(repo, who, patch.subject, patch.message)
+                _commit(repo, who, patch.subject, patch.message, patch.trailers)
             _git(repo, "format-patch", "-q", "--cover-letter", "--no-signature", "-o", str(staging),
-                 "--subject-prefix=PATCH", "HEAD~%d" % len(patches), env=_ident_env(who))
+                 "--subject-prefix=PATCH", *(["-v", str(reroll)] if reroll > 1 else []),
+                 *recipients.format_patch_args(), "HEAD~%d" % len(patches), env=_ident_env(who))
         files = sorted(staging.glob("*.patch"))
         justified = _check(base, files[1:], variant) if run_checkpatch else []
-        _fill_cover(files[0], base, variant, justified)
+        changes = versions.changes(earlier, patches) if earlier is not None else None
+        _fill_cover(files[0], base, variant, justified, patches, reroll, changes)
+        versions.write_record(staging, reroll, patches)
         publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -184,9 +208,13 @@ def _check(base: basetree.BaseTree, files: list[Path], variant: str) -> list[Jus
     return list(justified.values())
 
 
-def _fill_cover(cover: Path, base: basetree.BaseTree, variant: str, justified: list[Justified]) -> None:
-    subject, _, blurb = render("cover.j2", tree=base, variant=variant, justified=justified,
-                               tree_description=describe(base)).partition("\n\n")
+def _fill_cover(cover: Path, base: basetree.BaseTree, variant: str, justified: list[Justified],
+                patches: list[feature.Patch], reroll: int, changes: list[str] | None) -> None:
+    template = "cover.fixup.j2" if base.has_dups else "cover.j2"
+    subject, _, blurb = render(template, tree=base, variant=variant, justified=justified,
+                               tree_description=describe(base), patches=patches,
+                               defects={d.slug: d for d in fixups.DEFECTS}, original=fixups.ORIGINAL, reroll=reroll,
+                               changes=changes).partition("\n\n")
     text = cover.read_text()
     text = text.replace("*** SUBJECT HERE ***", subject.strip())
     text = text.replace("*** BLURB HERE ***", reflow(blurb))

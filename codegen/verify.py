@@ -40,3 +40,69 @@ def apply_to_scratch(tree: Path, patches: list[Path]) -> tuple[Path, str]:
     summary = _git(scratch, "log", "--reverse", "--format=  %h %s", f"{base}..HEAD")
     summary += _git(scratch, "diff", "--stat=72", base, "HEAD")
     return scratch, summary
+
+
+# What a step is compiled with: the module loader with the feature on (and
+# its trace option), then off, where kmod.c builds against internal.h's stubs.
+STEP_OBJECTS = ("kernel/module/dups.o", "kernel/module/kmod.o")
+FEATURE_OPTIONS = ("MODULE_DEBUG_AUTOLOAD_DUPS", "MODULE_DEBUG_AUTOLOAD_DUPS_TRACE")
+
+
+def _make(tree: Path, build: Path, *targets: str) -> subprocess.CompletedProcess[str]:
+    jobs = str(os.cpu_count() or 1)
+    return subprocess.run(["make", "-s", f"-j{jobs}", "ARCH=x86_64", f"O={build}", *targets], cwd=tree,
+                          capture_output=True, text=True)
+
+
+def _configure(tree: Path, build: Path, feature: bool) -> None:
+    config = [str(tree / "scripts/config"), "--file", str(build / ".config")]
+    subprocess.run([*config, "--enable", "MODULES", "--enable", "DEBUG_FS", "--enable", "MODULE_DEBUG"],
+                   check=True)
+    for option in FEATURE_OPTIONS:
+        subprocess.run([*config, "--enable" if feature else "--disable", option], check=True)
+    proc = _make(tree, build, "olddefconfig")
+    text = (build / ".config").read_text()
+    if proc.returncode or ("CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS=y" in text) != feature:
+        raise UserError(f"cannot configure {tree} with CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS "
+                        f"{'on' if feature else 'off'}: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+
+
+def compile_each_step(tree: Path, patches: list[Path], say=print) -> list[str]:
+    """git am the patches one at a time on a scratch clone of ``tree`` and
+    compile dups.c and kmod.c with W=1 after each, feature on and off.
+    Returns one line per step; a step that warns or fails is an error."""
+    if not (tree / ".git").exists():
+        raise UserError(f"{tree} is not a git repository; a step-wise compile needs one")
+    scratch = cache_dir() / "scratch" / f"{tree.name}-steps"
+    build = cache_dir() / "scratch" / f"{tree.name}-steps-build"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "clone", "-q", "--shared", str(tree), str(scratch)], check=True)
+    build.mkdir(exist_ok=True)
+    if not (build / ".config").exists():
+        say("configuring an allnoconfig x86_64 build with the module loader (once)")
+        proc = _make(scratch, build, "allnoconfig")
+        if proc.returncode:
+            raise UserError(f"make allnoconfig failed in {scratch}: {proc.stderr.strip()[-200:]}")
+    lines = []
+    for step, patch in enumerate(patches, 1):
+        try:
+            _git(scratch, "am", "-q", str(patch.resolve()))
+        except UserError as err:
+            raise UserError(f"{patch.name} does not apply on top of the steps before it: {err}") from None
+        for feature in (True, False):
+            _configure(scratch, build, feature)
+            # dups.o is only in the build with the feature on
+            objects = STEP_OBJECTS if feature else STEP_OBJECTS[1:]
+            for obj in objects:
+                (build / obj).unlink(missing_ok=True)
+            proc = _make(scratch, build, "W=1", *objects)
+            noise = [line for line in (proc.stderr + proc.stdout).splitlines()
+                     if "warning:" in line or "error:" in line]
+            if proc.returncode or noise:
+                detail = noise[0] if noise else (proc.stderr.strip().splitlines() or ["make failed"])[-1]
+                raise UserError(f"step {step} ({patch.name}), feature {'on' if feature else 'off'}: "
+                                f"W=1 build of {' '.join(objects)}: {detail}")
+        lines.append(f"  step {step}: W=1 clean with the feature on and off: {patch.name}")
+        say(lines[-1])
+    return lines

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -110,7 +111,10 @@ class BuildConfig:
     def name(self) -> str:
         """The binary's variant name: rig-<name>."""
         if self.tree is not None:
-            return f"tree-{tree_version(self.tree)}"
+            # The sources' digest too: a tree and the same tree with a
+            # fix-up series applied are one version and two binaries.
+            digest = hashlib.sha1("\0".join(tree_sources(self.tree)).encode()).hexdigest()[:8]
+            return f"tree-{tree_version(self.tree)}-{digest}"
         name = self.variant if self.wait_state else f"{self.variant}-killable"
         return f"{name}-{self.pinned.name}" if self.pinned else name
 
@@ -122,7 +126,7 @@ class BuildConfig:
         if self.pinned is not None:
             return _pinned_api(self.pinned)
         if self.tree is not None:
-            return 1  # upstream's hooks take the name, as posted
+            return tree_dups_api(tree_sources(self.tree)[1])
         return 3 if self.variant == "hardened" else 1
 
     @property
@@ -185,6 +189,19 @@ def tree_sources(tree: Path) -> tuple[str, str]:
         raise UserError(f"{kmod}: not the kmod.c the rig knows (hooks kmod_dup_request_exists_wait() "
                         "and the kmod_concurrent_max semaphore)")
     return dups.read_text(), kmod_text
+
+
+def tree_dups_api(kmod_text: str) -> int:
+    """The hooks' shape a tree's kmod.c calls: 1 for upstream's (by name,
+    as posted), 2 once the first request holds its entry (a fourth
+    argument to kmod_dup_request_exists_wait()), 3 once its modprobe's
+    subprocess_info holds it too (kmod_dup_request_exec())."""
+    if "kmod_dup_request_exec(" in kmod_text:
+        return 3
+    call = re.search(r"kmod_dup_request_exists_wait\(([^;]*)\)", kmod_text)
+    if call and call.group(1).count(",") >= 3:
+        return 2
+    return 1
 
 
 def _read_pinned(path: Path) -> str:

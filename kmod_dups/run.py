@@ -55,7 +55,7 @@ class Outcome:
     """One module on one kernel: what the callers got and what it cost."""
 
     module: str
-    kernel: str  # "dups" or "control"
+    kernel: str  # "dups", "control", or "upstream" (a tree's own dups.c)
     callers: int
     rets: dict[int, int]  # return value -> callers that got it
     counts: ModuleCounts | None  # from dupstrace
@@ -138,7 +138,7 @@ def judge(target: Target, kernel: str, storm: StormRun | None, counts: ModuleCou
     else:
         if counts.requests != n:
             reasons.append(f"{counts.requests} requests traced for {n} callers")
-        if kernel == "dups" and counts.dups != n - 1:
+        if kernel in ("dups", "upstream") and counts.dups != n - 1:
             reasons.append(f"{counts.dups} duplicates reported by the kernel for {n} callers")
         if counts.launches != 1:
             reasons.append(f"{counts.launches} modprobe launches")
@@ -195,6 +195,12 @@ def verdict(runs: list[KernelRun]) -> Verdict:
             elif launches <= 1:
                 problems.append(f"{o.module}: the storm opened no window: the control kernel too ran "
                                 f"{launches} modprobe for {c.callers} callers")
+    upstream = by_kernel.get("upstream")
+    if upstream is not None:
+        # the tree's own dups.c: shown beside the fix-up series, not judged
+        odd = [f"{o.module}: {o.why}" for o in upstream.outcomes if o.judged and not o.converged]
+        notes.append("upstream (the tree's own dups.c): " + ("; ".join(odd) if odd else
+                     "every judged module converged in these storms too"))
     for run in runs:
         if run.missed:
             problems.append(f"{run.kernel}: dupstrace lost hits ("
@@ -240,8 +246,9 @@ def read_kernel_run(kernel: str, build: Path, cpus: int, folder: Path, result: s
 
 def table(runs: list[KernelRun]) -> str:
     """The verdict, 80 columns: each module on the feature-on kernel, the
-    control's numbers beside it.  CONV: yes, NO, or ctl for the control."""
-    lines = [f"{'MODULE':<21} {'KERNEL':<7} {'N':>3} {'REQ':>4} {'DUPS':>4} {'EXEC':>4} {'FINIT':>5} "
+    control's numbers beside it.  CONV: yes, NO, or ctl for the control;
+    a tree's own dups.c (upstream) yes or no, shown but not judged."""
+    lines = [f"{'MODULE':<21} {'KERNEL':<8} {'N':>3} {'REQ':>4} {'DUPS':>4} {'EXEC':>4} {'FINIT':>5} "
              f"{'FAIL':>4} {'WASTE':>6} {'RET':>4} CONV"]
     by_module: dict[str, list[Outcome]] = {}
     for run in runs:
@@ -251,15 +258,17 @@ def table(runs: list[KernelRun]) -> str:
         for o in outcomes:
             c = o.counts
             ret = str(next(iter(o.rets))) if len(o.rets) == 1 else ("mix" if o.rets else "-")
-            if o.kernel != "dups":
+            if o.kernel == "upstream":  # shown, not judged: lower case
+                verdict = "yes" if o.converged else "no"
+            elif o.kernel != "dups":
                 verdict = "ctl"
             elif o.judged:
                 verdict = "yes" if o.converged else "NO"
             else:
                 verdict = "(yes)" if o.converged else "(no)"
-            cells = [c.requests, c.dups if o.kernel == "dups" else "-", c.launches, c.finit, c.finit_failed,
+            cells = [c.requests, c.dups if o.kernel in ("dups", "upstream") else "-", c.launches, c.finit, c.finit_failed,
                      human_bytes(c.dup_held_bytes)] if c else ["-"] * 6
-            lines.append(f"{module[:21]:<21} {o.kernel:<7} {o.callers:>3} {cells[0]:>4} {cells[1]:>4} "
+            lines.append(f"{module[:21]:<21} {o.kernel:<8} {o.callers:>3} {cells[0]:>4} {cells[1]:>4} "
                          f"{cells[2]:>4} {cells[3]:>5} {cells[4]:>4} {cells[5]:>6} {ret[:4]:>4} {verdict}")
     for run in runs:
         if run.vmalloc_peak_kb is not None and run.vmalloc_start_kb is not None:

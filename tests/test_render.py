@@ -27,6 +27,10 @@ def test_every_template_is_used() -> None:
     used = {"Kconfig.dups.j2", "Kconfig.menu.j2", "Makefile.dups.j2", "internal.h.dups.j2",
             "kmod.dups_check.c.j2", "commit.dups.j2", "commit.hooks.j2", "cover.j2"}
     used |= {f"dups.c.{variant}.j2" for variant in VARIANTS}
+    # the fix-up series: a message per defect, the shared rig paragraph, its cover
+    from kmod_dups.codegen import fixups
+
+    used |= {f"fixup/{d.slug}.j2" for d in fixups.DEFECTS} | {"fixup/_rig.j2", "cover.fixup.j2"}
     assert names == used
 
 

@@ -58,6 +58,16 @@ class Request:
     quiet: bool = False
     # Test builds only: the as-posted variant's linger, shortened from 60 s.
     linger_ms: int | None = None
+    # A tree that carries dups.c built with its own code, no series: the
+    # "upstream" kernel beside the fix-up series' one.
+    upstream: bool = False
+
+    @property
+    def flavour(self) -> str:
+        return UPSTREAM if self.upstream else flavour(self.variant, self.linger_ms)
+
+
+UPSTREAM = "upstream"
 
 
 def flavour(variant: str, linger_ms: int | None = None) -> str:
@@ -66,13 +76,20 @@ def flavour(variant: str, linger_ms: int | None = None) -> str:
     return variant if linger_ms is None else f"{variant}-linger{linger_ms}ms"
 
 
-def default_name(configs: list[str], variant: str, linger_ms: int | None = None) -> str:
+def default_name(configs: list[str], variant: str, linger_ms: int | None = None,
+                 tree: Path | None = None, kind: str | None = None) -> str:
+    """The build folder's name; a tree other than the default base (--base
+    7.2, --tree DIR) is named by its version in front, so that its build
+    never lands in the default base's folder."""
+    from kmod_dups.codegen.basetree import kernel_version
+
     names = [Path(c).name.removesuffix(fragments.SUFFIX) for c in configs]
-    return "+".join(names) + f"-{flavour(variant, linger_ms)}"
+    prefix = "" if tree is None else f"linux-{kernel_version(tree.expanduser())}-"
+    return prefix + "+".join(names) + f"-{kind or flavour(variant, linger_ms)}"
 
 
 def default_builddir(req: Request) -> Path:
-    return cache_dir() / "builds" / (req.name or default_name(req.configs, req.variant, req.linger_ms))
+    return cache_dir() / "builds" / (req.name or default_name(req.configs, req.variant, req.linger_ms, req.tree, req.flavour))
 
 
 class Say:
@@ -195,7 +212,7 @@ def run(req: Request) -> dict:
 
     base = base_tree(req.tree)
     builddir = (req.builddir or default_builddir(req)).expanduser().resolve()
-    name = req.name or default_name(req.configs, req.variant, req.linger_ms)
+    name = req.name or default_name(req.configs, req.variant, req.linger_ms, req.tree, req.flavour)
     if builddir.exists() and not builddir.is_dir():
         raise UserError(f"-O {builddir} exists and is not a directory; choose another build folder")
     with build_lock(builddir):
@@ -276,7 +293,7 @@ def _run(req: Request, say: Say, base: Path, paths: list[Path], cc: str, builddi
 
     timings = record["timings"]
     total = 3 if req.config_only else 5
-    say(f"kmod-dups build: {' '.join(req.configs)} ({flavour(req.variant, req.linger_ms)}) in {builddir}")
+    say(f"kmod-dups build: {' '.join(req.configs)} ({req.flavour}) in {builddir}")
 
     # 1. the series
     t0 = time.monotonic()
@@ -284,6 +301,11 @@ def _run(req: Request, say: Say, base: Path, paths: list[Path], cc: str, builddi
         already = (base / basetree.DUPS_C).exists()
         if req.series is not None:
             patches = given_series(req.series.expanduser())
+        elif req.upstream:
+            if not already:
+                raise UserError(f"{base} has no {basetree.DUPS_C}: an upstream build is of a tree "
+                                "that carries it (--base 6.12 or 7.2)")
+            patches = []
         elif req.in_place and already:
             patches = []
         else:
@@ -301,7 +323,7 @@ def _run(req: Request, say: Say, base: Path, paths: list[Path], cc: str, builddi
         if req.in_place:
             tree = worktree.in_place(base, patches, log)
         else:
-            tree = worktree.prepare(base, flavour(req.variant, req.linger_ms), patches, log)
+            tree = worktree.prepare(base, req.flavour, patches, log)
     timings["worktree"] = round(time.monotonic() - t0, 1)
     src = tree.path
     version = basetree.kernel_version(src)
@@ -311,7 +333,7 @@ def _run(req: Request, say: Say, base: Path, paths: list[Path], cc: str, builddi
     detail = f" (changed: {', '.join(tree.touched)})" if tree.action == "updated" and tree.touched else ""
     say(f"[2/{total}] work tree: {tree.action} {src}{detail}")
 
-    lock = contextlib.nullcontext() if req.in_place else worktree.lock(worktree.root_for(base, flavour(req.variant, req.linger_ms)),
+    lock = contextlib.nullcontext() if req.in_place else worktree.lock(worktree.root_for(base, req.flavour),
                                                                         shared=True)
     with lock:
         if not req.in_place and worktree.head(src) != tree.head:

@@ -11,6 +11,7 @@ from pathlib import Path
 from kmod_dups import rig
 from kmod_dups.codegen import bases
 from kmod_dups.codegen.render import VARIANTS
+from kmod_dups.errors import UserError
 
 EPILOG = """\
 scenarios (the check each is built to break in the posted code):
@@ -32,6 +33,9 @@ examples:
   kmod-dups rig --base 7.2 --scenario reload --expect-defect reload
         Debian's 7.2 tree's own dups.c and kmod.c, unmodified: a request
         after rmmod within 60 s gets the old result
+  kmod-dups rig --base 7.2 --fixups --scenario reload
+        the same tree with its fix-up series applied: every request after
+        rmmod runs modprobe
   kmod-dups rig --scenario stress --requests 1000000 --threads 8
         the benchmark: one million requests on the hardened variant
   kmod-dups rig --sanitizer none --scenario dups --rig-arg=--param=module.enable_dups_trace=1
@@ -64,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="dups.c variant (default: %(default)s)")
     bases.add_arguments(p, tree_help="run this kernel tree's own kernel/module/dups.c and kmod.c, "
                         "unmodified (Linux 6.4 or later), instead of a variant's")
+    p.add_argument("--fixups", action="store_true",
+                   help="with --base/--tree: run the tree's code with its fix-up series applied "
+                   "(what `kmod-dups series` writes for it)")
     p.add_argument("--sanitizer", choices=rig.SANITIZERS, default="address",
                    help="address (ASan + UBSan), thread (TSan) or none (the rig's own poisoning "
                    "and debug checks only) (default: %(default)s)")
@@ -118,6 +125,17 @@ def _say(msg: str) -> None:
 def main(args: argparse.Namespace) -> int:
     say = None if args.quiet else _say
     tree = Path(args.tree) if args.tree else bases.rig_tree(args.base, say=say) if args.base else None
+    if args.fixups:
+        if tree is None:
+            raise UserError("--fixups needs a tree that carries dups.c: --base 6.12|7.2 or --tree DIR")
+        from kmod_dups.cache import cache_dir
+        from kmod_dups.codegen import fixups
+
+        root = cache_dir() / "base-files"
+        root.mkdir(parents=True, exist_ok=True)
+        tree = fixups.fixed_files(tree, bases.RIG_FILES, root)
+        if say:
+            say(f"the tree's files with its fix-up series applied: {tree}")
     config = rig.BuildConfig(variant=args.variant, sanitizer=args.sanitizer,
                              linger_ms=args.linger_ms, wait_state=not args.killable_fallback, tree=tree)
     built = rig.build(config, jobs=args.jobs, progress=say)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from kmod_dups.codegen import bases
+from kmod_dups.codegen import bases, basetree
 from kmod_dups.cache import new_run_folder
 from kmod_dups.errors import UserError
 
@@ -17,6 +17,7 @@ examples:
   kmod-dups run --cpus 64            # a bigger storm (boots take longer under TCG)
   kmod-dups run --variant as-posted  # the seed's logic as posted
   kmod-dups run --no-control         # the feature-on kernel only
+  kmod-dups run --base 7.2 --cpus 4  # 7.2: its own dups.c, the fix-up series, and the control
 """
 
 
@@ -36,13 +37,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     tree = bases.from_args(args, say=say)
     folder = new_run_folder(args.runs, "run", args.cpus)
     say(f"run folder {folder}")
-    kernels = [("dups", run.FEATURE_CONFIGS)]
+    # A tree that carries dups.c: its own code (upstream), the fix-up
+    # series (dups) and the feature off (control).
+    upstream = tree is not None and basetree.probe(tree).has_dups
+    kernels = [("upstream", run.FEATURE_CONFIGS)] if upstream else []
+    kernels.append(("dups", run.FEATURE_CONFIGS))
     if not args.no_control:
         kernels.append(("control", run.CONTROL_CONFIGS))
     builds = {}
     for kernel, configs in kernels:
-        say(f"[{kernel}] building {'+'.join(configs)} ({args.variant})")
-        record = pipeline.run(pipeline.Request(configs=list(configs), tree=tree, variant=args.variant))
+        what = "its own dups.c" if kernel == "upstream" else "the fix-up series" if upstream else args.variant
+        say(f"[{kernel}] building {'+'.join(configs)} ({what})")
+        record = pipeline.run(pipeline.Request(configs=list(configs), tree=tree, variant=args.variant,
+                                               upstream=kernel == "upstream"))
         builds[kernel] = Path(record["builddir"])
     report = run.RunReport([])
     for kernel, _ in kernels:

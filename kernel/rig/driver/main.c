@@ -115,7 +115,7 @@ static const struct {
 	[CHECK_NOMEM] = { "nomem", "a duplicate gets -ENOMEM only from its first request's own failed allocations" },
 	[CHECK_EARLY] = { "early", "no duplicate is woken before the first request's modprobe finished" },
 	[CHECK_KILL] = { "kill", "a duplicate that was not killed does not return -ERESTARTSYS" },
-	[CHECK_WARN] = { "warn", "duplicate warnings name the module: one per duplicate (from API 3 on one per burst), or per fallback" },
+	[CHECK_WARN] = { "warn", "duplicate warnings name the module: at most one per duplicate (one per duplicate for API 1), or per fallback" },
 	[CHECK_LEAK] = { "leak", "nothing stays allocated once all requests and work are done" },
 	[CHECK_LOCKDEP] = { "lockdep", "lockdep assertions and RCU-list conditions hold" },
 	[CHECK_MODEL] = { "model", "the rig's model of kmod and modprobe stays consistent" },
@@ -713,14 +713,16 @@ static int rig_request(struct rig_thread *t, struct rig_module *mod, bool wait,
 	rig_task_set_state("driver", NULL);
 
 	/*
-	 * A duplicate warns once; from API 3 on only the first of a burst
-	 * does. A request that warned and then went on as a first request fell
-	 * back: it found an entry whose result it could not use (from API 3
-	 * on also its own modprobe's, or one that did not return in time, a
-	 * second warning). Its own modprobe may still fail before it runs.
+	 * A duplicate warns once; from API 2 on it may be that only the first
+	 * of a burst does (today's, and a fix-up series from its warn-once
+	 * patch on, while its hooks are still API 2). A request that warned
+	 * and then went on as a first request fell back: it found an entry
+	 * whose result it could not use (from API 3 on also its own
+	 * modprobe's, or one that did not return in time, a second warning).
+	 * Its own modprobe may still fail before it runs.
 	 */
 	warns = tsk->nr_warn - warns;
-#if RIG_DUPS_API >= 3
+#if RIG_DUPS_API >= 2
 	req->fallback = !req->dup && warns >= 1;
 	bad_warns = warns > (req->dup ? 1 : 2);
 #else
