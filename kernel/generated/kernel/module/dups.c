@@ -196,7 +196,7 @@ again:
 
 	/*
 	 * A request_module_nowait() returns as soon as modprobe is exec'ed,
-	 * so it may only be folded into a first request that is sure to exec
+	 * so it may only be folded into a first request that is about to exec
 	 * it. Until then the first request can still fail on its own (no
 	 * modprobe slot within the timeout, no memory, killed) and nothing
 	 * would run modprobe for the nowait caller; it runs its own.
