@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = [
     "kmod_dups.qemu.cli",
     "kmod_dups.commands.trace",
     "kmod_dups.commands.run",
+    "kmod_dups.commands.selftest",
     "kmod_dups.commands.rig",
     "kmod_dups.commands.stress",
     "kmod_dups.commands.report",
