@@ -177,3 +177,16 @@ def test_explain_other_reasons(tree: kl.KconfigTree) -> None:
         "another option of the same choice won"
     assert "only set when selected (by SELECTOR)" in tree.explain("HIDDEN", "y", {})
     assert tree.explain("BIG", "m", {"BIG": "y"}) == "it is a bool option: it can be y or n, not m"
+
+
+def test_an_option_asked_off_that_the_kernel_lacks_is_not_unknown(tree: kl.KconfigTree, tmp_path: Path) -> None:
+    """debug.config's "# CONFIG_SLUB_TINY is not set" serves 6.1, which has
+    no SLUB_TINY, and 7.2, whose tinyconfig sets it; a typo asked on is
+    still refused."""
+    from kmod_dups.build.fragments import Setting
+    from kmod_dups.build.kconfig import unknown_symbols
+
+    asked = {s.symbol: s for s in (Setting("NOT_HERE", "n", tmp_path / "f.config", 1),
+                                   Setting("TYPO_HERE", "y", tmp_path / "f.config", 2),
+                                   Setting("FEATURE", "y", tmp_path / "f.config", 3))}
+    assert [s.symbol for s in unknown_symbols(tree, asked)] == ["TYPO_HERE"]
