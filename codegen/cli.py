@@ -57,13 +57,14 @@ def cmd_series(args: argparse.Namespace) -> int:
         print(f"applied with git am to a scratch copy of the base: {scratch}")
         print(summary, end="")
         print("checkpatch.pl --strict: clean but for what the cover letter names and justifies")
+    else:
+        glob = files[1].name.split("0001-", 1)[0] + "000[1-9]-*.patch"
+        print(f"apply with: git -C {tree} am {args.output.resolve()}/{glob}")
     if args.compile:
         from kmod_dups.codegen.verify import compile_each_step
 
         print(f"compiling each step with W=1 on a scratch clone of {tree}:")
         compile_each_step(tree, files[1:])
-    else:
-        print(f"apply with: git -C {tree} am {args.output.resolve()}/000[1-9]-*.patch")
     return 0
 
 
@@ -73,7 +74,7 @@ def recipients_line(cover: Path) -> str:
 
     head = HeaderParser().parsestr(cover.read_text().partition("\n")[2], headersonly=True)
     fields = [f"{key}: {' '.join(str(head[key]).split())}" for key in ("To", "Cc") if head[key]]
-    return "; ".join(fields) or "no To:/Cc: (the tree has no scripts/get_maintainer.pl and MAINTAINERS)"
+    return "; ".join(fields) or "no To:/Cc: (no scripts/get_maintainer.pl and MAINTAINERS, or they named nobody)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -113,9 +114,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ser.add_argument("--previous", type=Path, metavar="DIR",
                      help="the v(N-1) series folder this tool wrote, to compare with")
     ser.add_argument("--compile", action="store_true",
-                     help="also git am the patches one by one on a scratch clone and compile dups.c and "
-                     "kmod.c with W=1 after each, feature on and off (minutes: the first run configures "
-                     "a build)")
+                     help="also git am the patches one by one on a scratch clone and compile with W=1 "
+                     "after each: dups.c and kmod.c with the feature on, kmod.c with it off (minutes: the "
+                     "first run configures a build)")
     ser.add_argument("--verify", action="store_true",
                      help="also apply the series with git am to a scratch copy of the tree and summarize")
     ser.set_defaults(func=cmd_series)

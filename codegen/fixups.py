@@ -51,7 +51,7 @@ def _announces_by_name(src: Sources) -> bool:
 
 
 def _lingers(src: Sources) -> bool:
-    return "queue_delayed_work(" in src.dups_c or "delayed_work" in src.dups_c
+    return "delayed_work" in src.dups_c
 
 
 def _slot_before_check(src: Sources) -> bool:
@@ -89,7 +89,10 @@ class Defect:
 
     @property
     def diff(self) -> Path:
-        return next(DIFFS.glob(f"*-{self.slug}.diff"))
+        found = next(DIFFS.glob(f"*-{self.slug}.diff"), None)
+        if found is None:
+            raise UserError(f"{DIFFS} has no diff for the {self.slug} defect: an incomplete installation")
+        return found
 
 
 DEFECTS = (
@@ -193,14 +196,16 @@ def fixed_files(tree: Path, files: tuple[str, ...], dest_root: Path) -> Path:
     digest = hashlib.sha1("".join(f"{k}\0{v}\0" for k, v in sorted(texts.items())).encode()).hexdigest()[:8]
     dest = dest_root / f"linux-{base.version}-fixed-{digest}"
     if not dest.is_dir():
-        staging = Path(tempfile.mkdtemp(prefix=".fixed-", dir=dest_root))
-        for rel, text in texts.items():
-            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            (staging / rel).write_text(text)
-        try:
-            staging.rename(dest)
-        except OSError:  # another run wrote the same result first
-            import shutil
+        import shutil
 
+        staging = Path(tempfile.mkdtemp(prefix=".fixed-", dir=dest_root))
+        try:
+            for rel, text in texts.items():
+                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                (staging / rel).write_text(text)
+            staging.rename(dest)
+        except OSError as err:
             shutil.rmtree(staging, ignore_errors=True)
+            if not dest.is_dir():  # not another run's same result, written first
+                raise UserError(f"cannot write {dest}: {err.strerror}") from None
     return dest

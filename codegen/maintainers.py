@@ -48,9 +48,3 @@ def recipients(tree: BaseTree, files: list[str]) -> Recipients:
         why = (proc.stderr.strip().splitlines() or ["no maintainer"])[-1]
         return Recipients((), (), f"{SCRIPT} names no maintainer for {' '.join(files)}: {why}")
     return found
-
-
-def describe(found: Recipients) -> str:
-    if found.missing:
-        return f"no To:/Cc: ({found.missing})"
-    return f"To: {', '.join(found.to)}" + (f"; Cc: {', '.join(found.cc)}" if found.cc else "")

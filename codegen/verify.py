@@ -12,9 +12,18 @@ from kmod_dups.cache import cache_dir
 from kmod_dups.errors import UserError
 
 
+def _run(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    """A tool's run; a missing tool is one line, not a traceback."""
+    try:
+        return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=env)
+    except OSError as err:
+        raise UserError(f"cannot run {argv[0]}: {err.strerror}") from None
+
+
 def _git(tree: Path, *args: str) -> str:
     env = dict(os.environ, GIT_COMMITTER_NAME="kmod-dups", GIT_COMMITTER_EMAIL="kmod-dups@localhost")
-    proc = subprocess.run(["git", *args], cwd=tree, capture_output=True, text=True, env=env)
+    proc = _run(["git", *args], cwd=tree, env=env)
     if proc.returncode:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
         raise UserError(f"git {args[0]} failed in {tree}: {detail[0] if detail else 'no output'}")
@@ -31,7 +40,7 @@ def apply_to_scratch(tree: Path, patches: list[Path]) -> tuple[Path, str]:
     scratch = cache_dir() / "scratch" / tree.name
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "clone", "-q", "--shared", str(tree), str(scratch)], check=True)
+    _git(scratch.parent, "clone", "-q", "--shared", str(tree), str(scratch))
     base = _git(scratch, "rev-parse", "HEAD").strip()
     try:
         _git(scratch, "am", "-q", *[str(patch.resolve()) for patch in patches])
@@ -50,16 +59,17 @@ FEATURE_OPTIONS = ("MODULE_DEBUG_AUTOLOAD_DUPS", "MODULE_DEBUG_AUTOLOAD_DUPS_TRA
 
 def _make(tree: Path, build: Path, *targets: str) -> subprocess.CompletedProcess[str]:
     jobs = str(os.cpu_count() or 1)
-    return subprocess.run(["make", "-s", f"-j{jobs}", "ARCH=x86_64", f"O={build}", *targets], cwd=tree,
-                          capture_output=True, text=True)
+    return _run(["make", "-s", f"-j{jobs}", "ARCH=x86_64", f"O={build}", *targets], cwd=tree)
 
 
 def _configure(tree: Path, build: Path, feature: bool) -> None:
     config = [str(tree / "scripts/config"), "--file", str(build / ".config")]
-    subprocess.run([*config, "--enable", "MODULES", "--enable", "DEBUG_FS", "--enable", "MODULE_DEBUG"],
-                   check=True)
+    switches = ["--enable", "MODULES", "--enable", "DEBUG_FS", "--enable", "MODULE_DEBUG"]
     for option in FEATURE_OPTIONS:
-        subprocess.run([*config, "--enable" if feature else "--disable", option], check=True)
+        switches += ["--enable" if feature else "--disable", option]
+    proc = _run([*config, *switches])
+    if proc.returncode:
+        raise UserError(f"scripts/config failed in {tree}: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
     proc = _make(tree, build, "olddefconfig")
     text = (build / ".config").read_text()
     if proc.returncode or ("CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS=y" in text) != feature:
@@ -69,7 +79,8 @@ def _configure(tree: Path, build: Path, feature: bool) -> None:
 
 def compile_each_step(tree: Path, patches: list[Path], say=print) -> list[str]:
     """git am the patches one at a time on a scratch clone of ``tree`` and
-    compile dups.c and kmod.c with W=1 after each, feature on and off.
+    compile with W=1 after each: dups.c and kmod.c with the feature on,
+    kmod.c (against internal.h's stubs) with it off.
     Returns one line per step; a step that warns or fails is an error."""
     if not (tree / ".git").exists():
         raise UserError(f"{tree} is not a git repository; a step-wise compile needs one")
@@ -77,7 +88,7 @@ def compile_each_step(tree: Path, patches: list[Path], say=print) -> list[str]:
     build = cache_dir() / "scratch" / f"{tree.name}-steps-build"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "clone", "-q", "--shared", str(tree), str(scratch)], check=True)
+    _git(scratch.parent, "clone", "-q", "--shared", str(tree), str(scratch))
     build.mkdir(exist_ok=True)
     if not (build / ".config").exists():
         say("configuring an allnoconfig x86_64 build with the module loader (once)")

@@ -63,6 +63,8 @@ def read_previous(previous: Path | None, number: int) -> Version | None:
         earlier = Version(int(data["version"]), tuple(SentPatch(**p) for p in data["patches"]))
     except FileNotFoundError:
         raise UserError(f"--previous {previous}: not a series this tool wrote (no {RECORD})") from None
+    except OSError as err:
+        raise UserError(f"--previous {previous}: cannot read {RECORD}: {err.strerror}") from None
     except (ValueError, KeyError, TypeError) as err:
         raise UserError(f"--previous {previous}: unreadable {RECORD} ({err})") from None
     if earlier.number != number - 1:

@@ -20,6 +20,8 @@ def test_the_main_job_on_72(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "kmod_dups.cli", "run", "--base", "7.2", "--cpus", "2",
                            "--runs", str(tmp_path)], capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    assert "series: none, " in proc.stderr and "series: 7 patch(es) for " in proc.stderr, \
+        "the upstream kernel without a series, the dups kernel with the fix-up series"
     out = proc.stdout
     assert "verdict: duplicates converge with the feature on" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("kmod_dups_target ")]

@@ -40,6 +40,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     # A tree that carries dups.c: its own code (upstream), the fix-up
     # series (dups) and the feature off (control).
     upstream = tree is not None and basetree.probe(tree).has_dups
+    if upstream and args.variant != "hardened":
+        raise UserError(f"{tree} carries dups.c: its kernels are its own code and the fix-up series, "
+                        f"which has the hardened semantics; --variant {args.variant} is for trees without it")
     kernels = [("upstream", run.FEATURE_CONFIGS)] if upstream else []
     kernels.append(("dups", run.FEATURE_CONFIGS))
     if not args.no_control:

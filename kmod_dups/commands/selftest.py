@@ -38,9 +38,19 @@ def _build(args: argparse.Namespace) -> Path:
     from kmod_dups.codegen.render import check_variant
 
     if args.build:
+        if args.upstream or args.control or args.base or args.tree or args.variant != "hardened":
+            raise UserError("--build tests a kernel as it is built: it takes no --base, --tree, --variant, "
+                            "--upstream or --control")
         return args.build
     check_variant(args.variant)
     tree = bases.from_args(args, say=say)
+    # the tests asked for, known before minutes of building
+    from kmod_dups import kmod_selftest
+
+    source = tree if tree is not None else basetree.default_base_tree()
+    if (source / kmod_selftest.KMOD_SH).is_file():
+        kmod_selftest.plan(kmod_selftest.read_tests(source / kmod_selftest.KMOD_SH), args.tests or None,
+                           args.count)
     if args.upstream and (tree is None or not basetree.probe(tree).has_dups):
         raise UserError("--upstream builds a tree's own dups.c: pass --base 6.12|7.2 or a --tree that has it")
     configs = run.CONTROL_CONFIGS if args.control else run.FEATURE_CONFIGS
