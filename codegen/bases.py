@@ -179,6 +179,16 @@ def rig_tree(name: str, *, say=None) -> Path:
     return basetree.unpack_once(dest, stamp, f"base-files-{base.package}", fill)
 
 
+def fixed_rig_tree(tree: Path) -> Path:
+    """The rig's files of ``tree`` with its fix-up series applied, beside
+    the extracted base files in the cache."""
+    from kmod_dups.codegen import fixups
+
+    root = cache_dir() / "base-files"
+    root.mkdir(parents=True, exist_ok=True)
+    return fixups.fixed_files(tree, RIG_FILES, root)
+
+
 def add_arguments(parser: argparse.ArgumentParser, *, tree_help: str) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--base", metavar="NAME", choices=list(BASES),

@@ -39,17 +39,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_series(args: argparse.Namespace) -> int:
     from kmod_dups.codegen.render import check_variant
-    from kmod_dups.codegen.series import write_series
+    from kmod_dups.codegen.series import write_addressed_series
 
     check_variant(args.variant)
     tree = _tree(args)
-    files = write_series(tree, args.output, args.variant, args.signoff, args.force,
-                         reroll=args.reroll_count, previous=args.previous)
+    files, recipients = write_addressed_series(tree, args.output, args.variant, args.signoff, args.force,
+                                               reroll=args.reroll_count, previous=args.previous)
     kind = "fix-up series" if basetree.probe(tree).has_dups else f"series ({args.variant})"
     print(f"{kind} for {tree}:")
     for path in files:
         print(f"  {path}")
-    print(f"  {recipients_line(files[0])}")
+    print(f"  {recipients.summary()}")
     if args.verify:
         from kmod_dups.codegen.verify import apply_to_scratch
 
@@ -66,15 +66,6 @@ def cmd_series(args: argparse.Namespace) -> int:
         print(f"compiling each step with W=1 on a scratch clone of {tree}:")
         compile_each_step(tree, files[1:])
     return 0
-
-
-def recipients_line(cover: Path) -> str:
-    """What the cover letter's To:/Cc: headers say, for the summary."""
-    from email.parser import HeaderParser
-
-    head = HeaderParser().parsestr(cover.read_text().partition("\n")[2], headersonly=True)
-    fields = [f"{key}: {' '.join(str(head[key]).split())}" for key in ("To", "Cc") if head[key]]
-    return "; ".join(fields) or "no To:/Cc: (no scripts/get_maintainer.pl and MAINTAINERS, or they named nobody)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -22,6 +22,11 @@ class Recipients:
     def format_patch_args(self) -> list[str]:
         return [f"--to={who}" for who in self.to] + [f"--cc={who}" for who in self.cc]
 
+    def summary(self) -> str:
+        if self.missing:
+            return f"no To:/Cc: ({self.missing})"
+        return f"To: {', '.join(self.to)}" + (f"; Cc: {', '.join(self.cc)}" if self.cc else "")
+
 
 def parse(output: str) -> Recipients:
     """get_maintainer.pl's lines, "Name <addr> (role:SECTION)": maintainers

@@ -134,8 +134,19 @@ def write_series(tree: Path, out: Path, variant: str = DEFAULT_VARIANT,
                  signoff: str | None = None, force: bool = False,
                  run_checkpatch: bool = True, linger_ms: int | None = None,
                  reroll: int = 1, previous: Path | None = None) -> list[Path]:
+    """``write_addressed_series`` without who it is addressed to."""
+    return write_addressed_series(tree, out, variant, signoff, force, run_checkpatch, linger_ms,
+                                  reroll, previous)[0]
+
+
+def write_addressed_series(tree: Path, out: Path, variant: str = DEFAULT_VARIANT,
+                           signoff: str | None = None, force: bool = False,
+                           run_checkpatch: bool = True, linger_ms: int | None = None,
+                           reroll: int = 1, previous: Path | None = None
+                           ) -> tuple[list[Path], maintainers.Recipients]:
     """Write the series for ``tree`` into ``out``; return the patch files
-    in order, cover letter first: the feature for a tree without dups.c,
+    in order, cover letter first, and whom they are addressed to (To:/Cc:
+    from get_maintainer.pl, or why none): the feature for a tree without dups.c,
     the fix-up series (``fixups``) for one that has it.  *linger_ms* is for
     test builds only (``render.render_dups_c``).  *reroll* > 1 makes it
     vN, with what changed since *previous* (the v(N-1) folder) in the
@@ -184,7 +195,7 @@ def write_series(tree: Path, out: Path, variant: str = DEFAULT_VARIANT,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return [out / f.name for f in files]
+    return [out / f.name for f in files], recipients
 
 
 def _check(base: basetree.BaseTree, files: list[Path], variant: str) -> list[Justified]:

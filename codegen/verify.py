@@ -30,17 +30,23 @@ def _git(tree: Path, *args: str) -> str:
     return proc.stdout
 
 
+def _scratch_clone(tree: Path, name: str, why: str) -> Path:
+    """A fresh clone of ``tree`` (a git repo) at the cache's scratch/NAME,
+    replacing the previous one; its objects are shared with ``tree``."""
+    if not (tree / ".git").exists():
+        raise UserError(f"{tree} is not a git repository, so it cannot be cloned for {why}")
+    scratch = cache_dir() / "scratch" / name
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    _git(scratch.parent, "clone", "-q", "--shared", str(tree), str(scratch))
+    return scratch
+
+
 def apply_to_scratch(tree: Path, patches: list[Path]) -> tuple[Path, str]:
     """Clone ``tree`` (a git repo) into the cache's scratch folder, replacing
     the previous scratch copy, and ``git am`` the patches there.  Returns
     the scratch tree and a summary (shortlog and diffstat)."""
-    if not (tree / ".git").exists():
-        raise UserError(f"{tree} is not a git repository, so it cannot be cloned for a scratch "
-                        "git am; drop --verify or use a git tree")
-    scratch = cache_dir() / "scratch" / tree.name
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.parent.mkdir(parents=True, exist_ok=True)
-    _git(scratch.parent, "clone", "-q", "--shared", str(tree), str(scratch))
+    scratch = _scratch_clone(tree, tree.name, "a scratch git am; drop --verify or use a git tree")
     base = _git(scratch, "rev-parse", "HEAD").strip()
     try:
         _git(scratch, "am", "-q", *[str(patch.resolve()) for patch in patches])
@@ -82,13 +88,8 @@ def compile_each_step(tree: Path, patches: list[Path], say=print) -> list[str]:
     compile with W=1 after each: dups.c and kmod.c with the feature on,
     kmod.c (against internal.h's stubs) with it off.
     Returns one line per step; a step that warns or fails is an error."""
-    if not (tree / ".git").exists():
-        raise UserError(f"{tree} is not a git repository; a step-wise compile needs one")
-    scratch = cache_dir() / "scratch" / f"{tree.name}-steps"
+    scratch = _scratch_clone(tree, f"{tree.name}-steps", "a step-wise compile; drop --compile or use a git tree")
     build = cache_dir() / "scratch" / f"{tree.name}-steps-build"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.parent.mkdir(parents=True, exist_ok=True)
-    _git(scratch.parent, "clone", "-q", "--shared", str(tree), str(scratch))
     build.mkdir(exist_ok=True)
     if not (build / ".config").exists():
         say("configuring an allnoconfig x86_64 build with the module loader (once)")

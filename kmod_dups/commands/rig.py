@@ -128,12 +128,7 @@ def main(args: argparse.Namespace) -> int:
     if args.fixups:
         if tree is None:
             raise UserError("--fixups needs a tree that carries dups.c: --base 6.12|7.2 or --tree DIR")
-        from kmod_dups.cache import cache_dir
-        from kmod_dups.codegen import fixups
-
-        root = cache_dir() / "base-files"
-        root.mkdir(parents=True, exist_ok=True)
-        tree = fixups.fixed_files(tree, bases.RIG_FILES, root)
+        tree = bases.fixed_rig_tree(tree)
         if say:
             say(f"the tree's files with its fix-up series applied: {tree}")
     config = rig.BuildConfig(variant=args.variant, sanitizer=args.sanitizer,

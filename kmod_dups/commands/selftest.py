@@ -47,10 +47,9 @@ def _build(args: argparse.Namespace) -> Path:
     # the tests asked for, known before minutes of building
     from kmod_dups import kmod_selftest
 
-    source = tree if tree is not None else basetree.default_base_tree()
-    if (source / kmod_selftest.KMOD_SH).is_file():
-        kmod_selftest.plan(kmod_selftest.read_tests(source / kmod_selftest.KMOD_SH), args.tests or None,
-                           args.count)
+    source = (tree if tree is not None else basetree.default_base_tree()) / kmod_selftest.KMOD_SH
+    if source.is_file():
+        _check_tests(source, args)
     if args.upstream and (tree is None or not basetree.probe(tree).has_dups):
         raise UserError("--upstream builds a tree's own dups.c: pass --base 6.12|7.2 or a --tree that has it")
     configs = run.CONTROL_CONFIGS if args.control else run.FEATURE_CONFIGS
@@ -58,6 +57,13 @@ def _build(args: argparse.Namespace) -> Path:
     record = pipeline.run(pipeline.Request(configs=list(configs), tree=tree, variant=args.variant,
                                            upstream=args.upstream))
     return Path(record["builddir"])
+
+
+def _check_tests(script: Path, args: argparse.Namespace) -> None:
+    """The tests asked for are kmod.sh's (one line if not)."""
+    from kmod_dups import kmod_selftest
+
+    kmod_selftest.plan(kmod_selftest.read_tests(script), args.tests or None, args.count)
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
@@ -71,8 +77,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     # what the guest will need, checked before anything is written
     from kmod_dups import kmods
 
-    tests = kmod_selftest.read_tests(kmod_selftest.script_path(kmods.open_build(build).path))
-    kmod_selftest.plan(tests, args.tests or None, args.count)
+    _check_tests(kmod_selftest.script_path(kmods.open_build(build).path), args)
     folder = new_run_folder(args.runs, "selftest", args.cpus)
     say(f"run folder {folder}; booting {args.cpus} vCPUs for kmod.sh "
         f"{' '.join(args.tests) if args.tests else '(every enabled test)'}")
